@@ -1,0 +1,159 @@
+// Typed loader for the C++ addon (native/). The addon is the only code that
+// makes syscalls; everything here is a thin, typed view of what it exports.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** One CPUID entry as KVM_GET_SUPPORTED_CPUID / KVM_SET_CPUID2 use it. */
+export interface CpuidEntry {
+  function: number;
+  index: number;
+  flags: number;
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+}
+
+export interface Segment {
+  base: bigint;
+  limit: number;
+  selector: number;
+  type: number;
+  present: number;
+  dpl: number;
+  db: number;
+  s: number;
+  l: number;
+  g: number;
+  avl: number;
+}
+
+export interface DescriptorTable {
+  base: bigint;
+  limit: number;
+}
+
+/** struct kvm_regs; every register is a bigint so 64-bit values survive. */
+export interface Regs {
+  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint;
+  rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
+  r8: bigint; r9: bigint; r10: bigint; r11: bigint;
+  r12: bigint; r13: bigint; r14: bigint; r15: bigint;
+  rip: bigint; rflags: bigint;
+}
+
+/** struct kvm_sregs (the interrupt bitmap is left out: it is always zero here). */
+export interface Sregs {
+  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment;
+  tr: Segment; ldt: Segment;
+  gdt: DescriptorTable; idt: DescriptorTable;
+  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint;
+  efer: bigint; apic_base: bigint;
+}
+
+export interface Msr {
+  index: number;
+  data: bigint;
+}
+
+/** Why a vCPU thread stopped running KVM_RUN. */
+export type StopReason =
+  | 'stopped'        // Vm.stop() was called
+  | 'shutdown'       // KVM_EXIT_SHUTDOWN: triple fault
+  | 'reset'          // KVM_EXIT_SYSTEM_EVENT reset
+  | 'poweroff'       // KVM_EXIT_SYSTEM_EVENT shutdown
+  | 'internal-error' // KVM_EXIT_INTERNAL_ERROR (e.g. emulation failure)
+  | 'fail-entry'     // KVM_EXIT_FAIL_ENTRY
+  | 'unhandled'      // any other exit reason
+  | 'error';         // KVM_RUN itself failed (errno in detail)
+
+/**
+ * Called on the JS thread for every port or MMIO access that needs emulation,
+ * while the vCPU thread waits. For reads return the value (zero-extended to
+ * `size` bytes); for writes `value` holds the data and the return is ignored.
+ */
+export type ExitHandler = (
+  vcpu: number,
+  kind: 'pio' | 'mmio',
+  addr: number,
+  size: number,
+  isWrite: boolean,
+  value: bigint,
+) => bigint | void;
+
+/** Called on the JS thread once per vCPU when its thread leaves KVM_RUN for good. */
+export type StopHandler = (vcpu: number, reason: StopReason, detail: string) => void;
+
+export interface NativeVcpu {
+  readonly id: number;
+  getRegs(): Regs;
+  setRegs(regs: Regs): void;
+  getSregs(): Sregs;
+  setSregs(sregs: Sregs): void;
+  /** KVM_SET_FPU with the default control words (FCW 0x37f, MXCSR 0x1f80). */
+  resetFpu(): void;
+  setCpuid(entries: CpuidEntry[]): void;
+  getMsrs(indices: number[]): Msr[];
+  setMsrs(msrs: Msr[]): void;
+  /** Raw struct kvm_lapic_state (1024 bytes). */
+  getLapic(): Buffer;
+  setLapic(state: Buffer): void;
+  /** KVM_SET_MP_STATE: 0 runnable, 1 uninitialized (AP waiting for INIT/SIPI), ... */
+  setMpState(state: number): void;
+  /** KVM_GET_TSC_KHZ. */
+  getTscKhz(): number;
+}
+
+export interface NativeVm {
+  /** Registers `size` bytes of `buffer` (an ArrayBuffer, e.g. WebAssembly.Memory#buffer) at `guestPhysAddr`. Keeps `owner` alive. */
+  setMemory(slot: number, guestPhysAddr: number, buffer: ArrayBuffer, size: number, owner: object): void;
+  /** Maps anonymous private memory owned by the addon and registers it at `guestPhysAddr` (RAM that does not fit the Wasm memory). */
+  addAnonymousMemory(slot: number, guestPhysAddr: number, size: number): void;
+  createVcpu(id: number): NativeVcpu;
+  /** KVM_IRQ_LINE on the in-kernel irqchip. */
+  setIrqLine(gsi: number, level: boolean): void;
+  /** Creates an eventfd and returns its fd; closed by close(). */
+  createEventfd(): number;
+  /** KVM_IOEVENTFD for an MMIO (`pio` false) or port address. */
+  addIoeventfd(fd: number, addr: number, size: number, pio: boolean, datamatch?: number): void;
+  /** KVM_IRQFD: writing to `fd` raises `gsi`. */
+  addIrqfd(fd: number, gsi: number): void;
+  /** Starts one thread per created vCPU running KVM_RUN. */
+  run(onExit: ExitHandler, onStop: StopHandler): void;
+  /** Kicks every vCPU out of KVM_RUN (also one waiting for an exit answer); each reports 'stopped' through onStop unless it stopped before. Idempotent, non-blocking. */
+  stop(): void;
+  /** Joins vCPU threads and closes every fd. Only after every vCPU reported through onStop. Idempotent. */
+  close(): void;
+}
+
+export interface NativeAddon {
+  /** Opens /dev/kvm and reads what the host offers; throws KvmError naming the failed check. */
+  kvmInfo(): { apiVersion: number; maxVcpus: number; recommendedVcpus: number };
+  getSupportedCpuid(): CpuidEntry[];
+  /** MSR indices KVM_GET_MSR_INDEX_LIST reports. */
+  getMsrIndexList(): number[];
+  Vm: new () => NativeVm;
+}
+
+/** Errors thrown by the addon carry the syscall/ioctl and the errno name. */
+export interface KvmError extends Error {
+  code: string;    // errno name, e.g. 'EACCES'
+  errno: number;
+  syscall: string; // e.g. 'ioctl(KVM_CREATE_VM)' or 'open(/dev/kvm)'
+}
+
+export function isKvmError(e: unknown): e is KvmError {
+  return e instanceof Error && typeof (e as Partial<KvmError>).syscall === 'string';
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Repository root: dist/host/native.js sits two levels below it. */
+export const repoRoot = path.resolve(here, '..', '..');
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  addon ??= createRequire(import.meta.url)(path.join(repoRoot, 'build', 'Release', 'hako.node')) as NativeAddon;
+  return addon;
+}
