@@ -154,6 +154,6 @@ export const repoRoot = path.resolve(here, '..', '..');
 let addon: NativeAddon | undefined;
 
 export function native(): NativeAddon {
-  addon ??= createRequire(import.meta.url)(path.join(repoRoot, 'build', 'Release', 'hako.node')) as NativeAddon;
+  addon ??= createRequire(import.meta.url)(path.join(repoRoot, 'build', 'native', 'Release', 'hako.node')) as NativeAddon;
   return addon;
 }

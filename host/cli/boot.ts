@@ -1,0 +1,75 @@
+// `hako boot`: boot a kernel in a microVM with its serial console on this terminal.
+import { bundledGuest } from '../guest.js';
+import { HakoError } from '../errors.js';
+import { CPU_TEMPLATES, defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
+import { Vm, type VmExit } from '../vmm/vm.js';
+import { isPvmHost } from '../vmm/kvm.js';
+import { platformCmdline } from '../vmm/cmdline.js';
+import { integerOption, parse } from './args.js';
+
+export const bootHelp = `Usage: hako boot [options]
+
+Boots a Linux kernel in a KVM microVM; the guest's serial console is this
+terminal. Without options it boots the bundled guest that guest/ builds.
+
+Options:
+  --kernel FILE          ELF vmlinux (PVH entry) or bzImage (default: bundled)
+  --initrd FILE          initramfs (default: bundled, or none with --kernel)
+  --cmdline STR          kernel command line (default: the bundled guest's);
+                         hako appends hako.exit_port=, and hako.pvm=1 on PVM hosts
+  --vcpus N              number of vCPUs (default 1)
+  --memory MiB           guest RAM, 64 to 4096 (default 256)
+  --cpu-template NAME    host | compatible (default: compatible on PVM hosts, else host)
+  -h, --help             show this help
+
+Exit status: 0 when the guest powers off or reboots, 1 when it panics,
+triple-faults or stops on an exit hako cannot handle, 2 on bad input,
+130 when interrupted with Ctrl-C.`;
+
+const EXIT_STATUS: Record<VmExit['kind'], number> = {
+  poweroff: 0, reboot: 0, panic: 1, 'triple-fault': 1, crash: 1, stopped: 130,
+};
+
+export async function boot(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    kernel: { type: 'string' },
+    initrd: { type: 'string' },
+    cmdline: { type: 'string' },
+    vcpus: { type: 'string' },
+    memory: { type: 'string' },
+    'cpu-template': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, 'boot');
+  if (values.help) {
+    console.log(bootHelp);
+    return 0;
+  }
+  const template = values['cpu-template'];
+  if (template !== undefined && !CPU_TEMPLATES.includes(template as CpuTemplateName)) {
+    throw new HakoError('INVALID_ARGUMENT', `--cpu-template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(template)}`);
+  }
+  const pvmHost = isPvmHost();
+  const guest = values.kernel === undefined ? bundledGuest() : undefined;
+  const vm = await Vm.create({
+    kernel: values.kernel ?? guest!.vmlinux,
+    initrd: values.initrd ?? guest?.initrd,
+    cmdline: platformCmdline(values.cmdline ?? guest?.cmdline ?? 'console=ttyS0 reboot=k panic=-1', { pvmHost }),
+    vcpus: integerOption(values.vcpus, 'vcpus') ?? 1,
+    memoryMiB: integerOption(values.memory, 'memory') ?? 256,
+    cpuTemplate: (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost),
+  });
+
+  const onSigint = () => vm.stop('interrupted (Ctrl-C)');
+  process.on('SIGINT', onSigint);
+  const onInput = (data: Buffer) => vm.sendConsoleInput(data);
+  process.stdin.on('data', onInput);
+  try {
+    const exit = await vm.run();
+    if (exit.kind !== 'poweroff') console.error(`hako: ${exit.detail}`);
+    return EXIT_STATUS[exit.kind];
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.stdin.off('data', onInput);
+    process.stdin.pause();
+  }
+}

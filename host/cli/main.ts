@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// The hako command line: dispatches to one module per command and turns
+// errors into one-line messages and exit codes (2 for bad input).
+import { isUsageError } from '../errors.js';
+import { boot } from './boot.js';
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = { boot };
+
+const usage = `Usage: hako <command> [options]
+
+Commands:
+  boot     boot a kernel in a microVM with the console on this terminal
+
+Run 'hako <command> --help' for a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`hako: unknown command ${JSON.stringify(name)}\n\n${usage}`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (e) {
+    if (isUsageError(e)) {
+      console.error(`hako ${name}: ${e.message}`);
+      return 2;
+    }
+    console.error(`hako ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.HAKO_DEBUG) console.error(e);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

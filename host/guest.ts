@@ -1,0 +1,28 @@
+// The bundled guest that guest/build.sh produces; scripts/setup.mjs records
+// where it lives in build/guest.json.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HakoError } from './errors.js';
+import { repoRoot } from './native.js';
+
+export interface BundledGuest {
+  vmlinux: string;
+  bzImage: string;
+  initrd: string;
+  cmdline: string;
+  kernelRelease: string;
+}
+
+export function bundledGuest(): BundledGuest {
+  const file = path.join(repoRoot, 'build', 'guest.json');
+  let guest: BundledGuest;
+  try {
+    guest = JSON.parse(fs.readFileSync(file, 'utf8')) as BundledGuest;
+  } catch (e) {
+    throw new HakoError('NOT_BUILT', `the bundled guest is not built (${file} is missing); run 'npm run setup'`, { cause: e });
+  }
+  for (const f of [guest.vmlinux, guest.initrd]) {
+    if (!fs.existsSync(f)) throw new HakoError('NOT_BUILT', `the bundled guest's ${f} is missing from the cache; run 'npm run setup'`);
+  }
+  return guest;
+}

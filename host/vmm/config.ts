@@ -1,0 +1,31 @@
+// The shape of one VM and the checks every caller (CLI or Node API) gets.
+import { HakoError } from '../errors.js';
+import type { CpuTemplateName } from '../cpu/template.js';
+import { CPU_TEMPLATES } from '../cpu/template.js';
+
+export const MIN_MEMORY_MIB = 64;
+export const MAX_MEMORY_MIB = 4096;
+
+export interface VmConfig {
+  kernel: string;
+  initrd?: string;
+  /** The kernel command line; hako appends the options its platform needs (see platformCmdline). */
+  cmdline: string;
+  vcpus: number;
+  memoryMiB: number;
+  cpuTemplate: CpuTemplateName;
+}
+
+export function validateVmConfig(cfg: VmConfig, maxVcpus: number): void {
+  const bad = (what: string) => { throw new HakoError('INVALID_ARGUMENT', what); };
+  if (!Number.isInteger(cfg.vcpus) || cfg.vcpus < 1 || cfg.vcpus > maxVcpus) {
+    bad(`vcpus must be an integer from 1 to ${maxVcpus} (this host's KVM limit), got ${cfg.vcpus}`);
+  }
+  if (!Number.isInteger(cfg.memoryMiB) || cfg.memoryMiB < MIN_MEMORY_MIB || cfg.memoryMiB > MAX_MEMORY_MIB) {
+    bad(`memory must be an integer number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${cfg.memoryMiB}`);
+  }
+  if (!CPU_TEMPLATES.includes(cfg.cpuTemplate)) {
+    bad(`cpu template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(cfg.cpuTemplate)}`);
+  }
+  if (cfg.cmdline.includes('\0')) bad('kernel command line must not contain NUL bytes');
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hako needs to build and test. Idempotent: when
+# everything is present it only asks dpkg and returns.
+set -euo pipefail
+
+packages=(
+  # native addon
+  cmake g++ make python3
+  # guest kernel (Debian's linux-source-6.1) and initramfs
+  linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio xz-utils busybox-static
+  # benchmark baseline
+  qemu-system-x86 seabios
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "hako setup: missing Debian packages: ${missing[*]}" >&2
+  echo "hako setup: run as root, or install them with: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "hako setup: installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
