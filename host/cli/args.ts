@@ -3,7 +3,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HakoError } from '../errors.js';
 
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, command: string) {
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>>;
+
+export function parse<T extends Options>(argv: string[], options: T, command: string): Parsed<T> {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (e) {

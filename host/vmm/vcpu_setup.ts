@@ -17,7 +17,7 @@ const MSR = {
 
 const MISC_ENABLE_FAST_STRING = 1n;
 /** MTRRs enabled, default memory type write-back: without it a guest maps RAM uncached on real KVM. */
-const MTRR_ENABLE_WRITEBACK = (1n << 11) | 6n;
+const MTRR_ENABLE_WRITEBACK = (1n << 11n) | 6n;
 
 /** The MSR values a vCPU starts with, limited to the MSRs this host's KVM reports. */
 export function bootMsrs(supported: readonly number[]): Msr[] {

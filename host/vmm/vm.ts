@@ -73,7 +73,7 @@ export class Vm {
     // Device callbacks need the Vm; bind them late through this box.
     let vm: Vm | undefined;
     const devices = await loadDevices({
-      irqLine: (gsi, level) => vm?.kvmVm.setIrqLine(gsi, level !== 0),
+      irqLine: (gsi, level) => vm?.kvmVm.setIrqLine(gsi, level),
       consoleWrite: (byte) => vm?.consoleByte(byte),
       resetRequest: () => vm?.finish({ kind: 'reboot', detail: 'the guest requested a reset (i8042)' }),
       guestExit: (code) => vm?.finish(code === 0

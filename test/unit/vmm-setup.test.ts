@@ -20,10 +20,10 @@ test('LAPIC LINT0 becomes ExtINT and LINT1 NMI, other bits kept', () => {
   assert.is(lapic.readUInt32LE(0x360), 0x10400);
 });
 
-test('platform options are appended once', () => {
+test('platform options are appended once; the exit port is always ours', () => {
   assert.is(platformCmdline('console=ttyS0', { pvmHost: false }), 'console=ttyS0 hako.exit_port=0xf4');
   assert.is(platformCmdline(' console=ttyS0  quiet ', { pvmHost: true }), 'console=ttyS0 quiet hako.exit_port=0xf4 hako.pvm=1');
-  assert.is(platformCmdline('hako.exit_port=0x99 hako.pvm=0', { pvmHost: true }), 'hako.exit_port=0x99 hako.pvm=0');
+  assert.is(platformCmdline('hako.exit_port=0x99 hako.pvm=0', { pvmHost: true }), 'hako.pvm=0 hako.exit_port=0xf4');
 });
 
 const good: VmConfig = { kernel: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, cpuTemplate: 'host' };

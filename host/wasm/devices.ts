@@ -1,0 +1,155 @@
+// Instantiates the device models (assembly/, built to build/wasm/hako.wasm)
+// on a fresh WebAssembly.Memory, and adapts their raw exports for the VMM.
+// Guest RAM is that memory: the guest's low RAM is Wasm addresses
+// [0, 3 GiB) and the module's own data and heap start at 3 GiB (asc
+// --memoryBase), so the initial size the module declares already covers the
+// whole guest RAM window. The maximum is 4 GiB for the module's heap to grow.
+
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot } from '../native.js';
+import { ConsoleInput } from './console-input.js';
+import { memoryImportLimits } from './memory-import.js';
+
+export const WASM_PATH = path.join(repoRoot, 'build', 'wasm', 'hako.wasm');
+/** 4 GiB: the largest memory Node 20 can have (no memory64). */
+export const MAX_WASM_PAGES = 65536;
+
+/**
+ * What the device models call back into, synchronously, in the middle of
+ * handling an access: a callback must not call into Devices itself.
+ */
+export interface DeviceCallbacks {
+  /** Level of interrupt line `gsi` changed (KVM_IRQ_LINE on the in-kernel irqchip). Called only on changes. */
+  irqLine(gsi: number, level: boolean): void;
+  /** The guest transmitted one byte on the serial console (COM1). */
+  consoleWrite(byte: number): void;
+  /** The guest pulsed the CPU reset line (i8042). Can come several times for one reboot. */
+  resetRequest(): void;
+  /** The guest wrote `code` to the exit port 0xf4 (our guest kernel: 0 poweroff, 1 panic). */
+  guestExit(code: number): void;
+  /** Host wall-clock time in UNIX seconds, fractional (e.g. Date.now() / 1000), for the RTC. */
+  wallClockSeconds(): number;
+}
+
+/** The device models: hand them every port-I/O and MMIO exit. */
+export interface Devices {
+  /** Guest RAM and the module's heap; keep a reference for the VM's lifetime. */
+  readonly memory: WebAssembly.Memory;
+  /**
+   * One emulated access, shaped like native's ExitHandler: returns the value
+   * read (zero-extended), or 0n for a write. Also feeds pending console input.
+   */
+  access(kind: 'pio' | 'mmio', addr: number, size: number, isWrite: boolean, value: bigint): bigint;
+  /** Queues console input for COM1; it is handed over as the guest makes room. */
+  consoleInput(data: Uint8Array): void;
+  /** A guest `in` of `size` bytes (1, 2, 4); returns the zero-extended value. Unclaimed ports read all ones. */
+  ioRead(port: number, size: number): number;
+  /** A guest `out` of `size` bytes; `value` is cut to `size` bytes. */
+  ioWrite(port: number, size: number, value: number): void;
+  /** A guest MMIO read of `size` bytes (1, 2, 4, 8). Unclaimed addresses read 0. */
+  mmioRead(addr: bigint, size: number): bigint;
+  mmioWrite(addr: bigint, size: number, value: bigint): void;
+  /**
+   * Offers one byte to COM1 directly (what consoleInput uses). False when the
+   * UART cannot take it now; room appears after the guest's next access to it.
+   */
+  serialReceive(byte: number): boolean;
+}
+
+/** The module's exports with `--bindings raw`: u32 comes back as a signed i32, u64 as a signed BigInt. */
+interface RawExports {
+  ioRead(port: number, size: number): number;
+  ioWrite(port: number, size: number, value: number): void;
+  mmioRead(addr: bigint, size: number): bigint;
+  mmioWrite(addr: bigint, size: number, value: bigint): void;
+  serialReceive(byte: number): number;
+}
+
+interface CompiledModule {
+  module: WebAssembly.Module;
+  initialPages: number;
+}
+
+const compiled = new Map<string, Promise<CompiledModule>>();
+
+async function compile(wasmPath: string): Promise<CompiledModule> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(wasmPath);
+  } catch (e) {
+    throw new Error(
+      `cannot read the device module ${wasmPath} (${(e as Error).message}); ` +
+        'build it with `npx asc --config asconfig.json --target release`',
+    );
+  }
+  const { initial } = memoryImportLimits(bytes);
+  if (initial > MAX_WASM_PAGES) {
+    throw new Error(`${wasmPath} needs ${initial} memory pages, more than the ${MAX_WASM_PAGES} a Wasm memory can have`);
+  }
+  return { module: await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>), initialPages: initial };
+}
+
+/** Reads an AssemblyScript string (UTF-16, byte length in the word before it) out of the module's memory. */
+function readString(memory: WebAssembly.Memory, ptr: number): string {
+  const at = ptr >>> 0;
+  if (at < 4 || at > memory.buffer.byteLength) return '(no message)';
+  const length = new DataView(memory.buffer).getUint32(at - 4, true);
+  if (at + length > memory.buffer.byteLength) return '(unreadable message)';
+  return Buffer.from(memory.buffer, at, length).toString('utf16le');
+}
+
+/** Creates the memory and a fresh instance of the device models (fresh device state each call). */
+export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string = WASM_PATH): Promise<Devices> {
+  let pending = compiled.get(wasmPath);
+  if (!pending) {
+    pending = compile(wasmPath);
+    compiled.set(wasmPath, pending);
+    pending.catch(() => compiled.delete(wasmPath));
+  }
+  const { module, initialPages } = await pending;
+  const memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_WASM_PAGES });
+  const env = {
+    memory,
+    irqLine: (gsi: number, level: number) => callbacks.irqLine(gsi >>> 0, level !== 0),
+    consoleWrite: (byte: number) => callbacks.consoleWrite(byte & 0xff),
+    resetRequest: () => callbacks.resetRequest(),
+    guestExit: (code: number) => callbacks.guestExit(code >>> 0),
+    wallClockSeconds: () => callbacks.wallClockSeconds(),
+    // Only reachable through a bug in assembly/: guest input must never abort.
+    abort: (message: number, file: number, line: number, column: number) => {
+      throw new Error(
+        `device module aborted: ${readString(memory, message)} at ${readString(memory, file)}:${line}:${column}`,
+      );
+    },
+  };
+  const instance = await WebAssembly.instantiate(module, { env });
+  const raw = instance.exports as unknown as RawExports;
+  const ioRead = (port: number, size: number) => raw.ioRead(port, size) >>> 0;
+  const ioWrite = (port: number, size: number, value: number) => raw.ioWrite(port, size, value);
+  const mmioRead = (addr: bigint, size: number) => BigInt.asUintN(64, raw.mmioRead(addr, size));
+  const mmioWrite = (addr: bigint, size: number, value: bigint) => raw.mmioWrite(addr, size, value);
+  const serialReceive = (byte: number) => raw.serialReceive(byte) !== 0;
+  const input = new ConsoleInput(serialReceive);
+  return {
+    memory,
+    access(kind, addr, size, isWrite, value) {
+      if (kind === 'mmio') {
+        if (!isWrite) return mmioRead(BigInt(addr), size);
+        mmioWrite(BigInt(addr), size, value);
+        return 0n;
+      }
+      let result = 0n;
+      if (isWrite) ioWrite(addr, size, Number(BigInt.asUintN(32, value)));
+      else result = BigInt(ioRead(addr, size));
+      input.pump(); // only a port access can make room in the UART
+      return result;
+    },
+    consoleInput: (data) => input.push(data),
+    ioRead,
+    ioWrite,
+    mmioRead,
+    mmioWrite,
+    serialReceive,
+  };
+}
