@@ -10,8 +10,9 @@ export function parse<T extends Options>(argv: string[], options: T, command: st
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (e) {
-    // parseArgs messages already name the option; drop its error code prefix.
-    throw new HakoError('INVALID_ARGUMENT', `${(e as Error).message.replace(/^.*?: /, '')} (see 'hako ${command} --help')`);
+    // parseArgs messages already name the option; keep their first line.
+    const first = (e as Error).message.split('\n')[0]!;
+    throw new HakoError('INVALID_ARGUMENT', `${first} (see 'hako ${command} --help')`);
   }
 }
 

@@ -16,11 +16,11 @@ export interface VmConfig {
   cpuTemplate: CpuTemplateName;
 }
 
-export function validateVmConfig(cfg: VmConfig, maxVcpus: number): void {
-  const bad = (what: string) => { throw new HakoError('INVALID_ARGUMENT', what); };
-  if (!Number.isInteger(cfg.vcpus) || cfg.vcpus < 1 || cfg.vcpus > maxVcpus) {
-    bad(`vcpus must be an integer from 1 to ${maxVcpus} (this host's KVM limit), got ${cfg.vcpus}`);
-  }
+const bad = (what: string): never => { throw new HakoError('INVALID_ARGUMENT', what); };
+
+/** Checks what needs no KVM; validateVcpuLimit adds the host's limit. */
+export function validateVmConfig(cfg: VmConfig): void {
+  if (!Number.isInteger(cfg.vcpus) || cfg.vcpus < 1) bad(`vcpus must be a whole number of at least 1, got ${cfg.vcpus}`);
   if (!Number.isInteger(cfg.memoryMiB) || cfg.memoryMiB < MIN_MEMORY_MIB || cfg.memoryMiB > MAX_MEMORY_MIB) {
     bad(`memory must be an integer number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${cfg.memoryMiB}`);
   }
@@ -28,4 +28,8 @@ export function validateVmConfig(cfg: VmConfig, maxVcpus: number): void {
     bad(`cpu template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(cfg.cpuTemplate)}`);
   }
   if (cfg.cmdline.includes('\0')) bad('kernel command line must not contain NUL bytes');
+}
+
+export function validateVcpuLimit(vcpus: number, maxVcpus: number): void {
+  if (vcpus > maxVcpus) bad(`vcpus must be at most ${maxVcpus} (this host's KVM limit), got ${vcpus}`);
 }

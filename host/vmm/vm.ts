@@ -6,10 +6,10 @@ import { HakoError } from '../errors.js';
 import type { ExitHandler, NativeVcpu, NativeVm, Regs, StopReason } from '../native.js';
 import { applyTemplate } from '../cpu/template.js';
 import { vcpuCpuid } from '../cpu/cpuid.js';
-import { loadLinux } from '../boot/loader.js';
-import { HIGH_RAM_BASE, LOW_RAM_MAX } from '../boot/layout.js';
+import { detectKernel, loadLinux } from '../boot/loader.js';
+import { HIGH_RAM_BASE, lowRamBytes } from '../boot/layout.js';
 import { loadDevices, type Devices } from '../wasm/devices.js';
-import { validateVmConfig, type VmConfig } from './config.js';
+import { validateVcpuLimit, validateVmConfig, type VmConfig } from './config.js';
 import { openKvm } from './kvm.js';
 import { bootMsrs, configureLapicLints } from './vcpu_setup.js';
 
@@ -65,10 +65,14 @@ export class Vm {
   ) {}
 
   static async create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
-    const kvm = openKvm();
-    validateVmConfig(config, kvm.maxVcpus);
+    // Everything that can be checked without KVM first, so bad input is named
+    // as such even on a host without /dev/kvm.
+    validateVmConfig(config);
     const kernel = readInput(config.kernel, 'kernel');
+    detectKernel(kernel, config.kernel);
     const initrd = config.initrd === undefined ? undefined : readInput(config.initrd, 'initrd');
+    const kvm = openKvm();
+    validateVcpuLimit(config.vcpus, kvm.maxVcpus);
 
     // Device callbacks need the Vm; bind them late through this box.
     let vm: Vm | undefined;
@@ -83,14 +87,14 @@ export class Vm {
     });
 
     const ramBytes = config.memoryMiB * MIB;
-    const lowBytes = Math.min(ramBytes, LOW_RAM_MAX);
+    const lowBytes = lowRamBytes(ramBytes);
     const kvmVm = new kvm.addon.Vm();
     try {
       kvmVm.setMemory(0, 0, devices.memory.buffer, lowBytes, devices.memory);
       if (ramBytes > lowBytes) kvmVm.addAnonymousMemory(1, HIGH_RAM_BASE, ramBytes - lowBytes);
 
       const boot = loadLinux(new Uint8Array(devices.memory.buffer, 0, lowBytes), {
-        kernel, kernelName: config.kernel, initrd, cmdline: config.cmdline, ramBytes, vcpus: config.vcpus,
+        kernel, kernelName: config.kernel, initrd, initrdName: config.initrd, cmdline: config.cmdline, ramBytes, vcpus: config.vcpus,
       });
 
       const cpuid = applyTemplate(kvm.addon.getSupportedCpuid(), config.cpuTemplate);
