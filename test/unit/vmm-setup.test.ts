@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootMsrs, configureLapicLints } from '../../host/vmm/vcpu_setup.js';
 import { platformCmdline } from '../../host/vmm/cmdline.js';
-import { validateVmConfig, type VmConfig } from '../../host/vmm/config.js';
+import { validateVcpuLimit, validateVmConfig, type VmConfig } from '../../host/vmm/config.js';
 import { HakoError } from '../../host/errors.js';
 
 test('boot MSRs are limited to what KVM reports', () => {
@@ -29,7 +29,8 @@ test('platform options are appended once; the exit port is always ours', () => {
 const good: VmConfig = { kernel: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, cpuTemplate: 'host' };
 const rejects = (cfg: Partial<VmConfig>, pattern: RegExp) => {
   try {
-    validateVmConfig({ ...good, ...cfg }, 8);
+    validateVmConfig({ ...good, ...cfg });
+    validateVcpuLimit(cfg.vcpus ?? good.vcpus, 8);
   } catch (e) {
     assert.instance(e, HakoError);
     assert.is((e as HakoError).code, 'INVALID_ARGUMENT');
@@ -40,10 +41,11 @@ const rejects = (cfg: Partial<VmConfig>, pattern: RegExp) => {
 };
 
 test('VM config limits name the value and the allowed range', () => {
-  validateVmConfig(good, 8);
-  validateVmConfig({ ...good, memoryMiB: 64, vcpus: 8 }, 8);
-  validateVmConfig({ ...good, memoryMiB: 4096 }, 8);
-  rejects({ vcpus: 0 }, /vcpus must be an integer from 1 to 8.*got 0/);
+  validateVmConfig(good);
+  validateVmConfig({ ...good, memoryMiB: 64, vcpus: 8 });
+  validateVcpuLimit(8, 8);
+  validateVmConfig({ ...good, memoryMiB: 4096 });
+  rejects({ vcpus: 0 }, /vcpus must be a whole number of at least 1, got 0/);
   rejects({ vcpus: 9 }, /host's KVM limit.*got 9/);
   rejects({ vcpus: 1.5 }, /vcpus/);
   rejects({ memoryMiB: 63 }, /from 64 to 4096, got 63/);
