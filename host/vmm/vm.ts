@@ -141,6 +141,10 @@ export class Vm {
         resolve(this.exit ?? { kind: 'stopped', detail: 'all vCPUs stopped' });
       };
       this.kvmVm.run(onExit, onStop);
+      // For `npm run bench -- boot`: milliseconds from process start to the first KVM_RUN.
+      if (process.env.HAKO_TRACE?.split(',').includes('startup')) {
+        process.stderr.write(`hako-trace: vcpus started ${performance.now().toFixed(1)} ms\n`);
+      }
     });
     return this.finished;
   }
