@@ -71,7 +71,11 @@ export type StopReason =
 /**
  * Called on the JS thread for every port or MMIO access that needs emulation,
  * while the vCPU thread waits. For reads return the value (zero-extended to
- * `size` bytes); for writes `value` holds the data and the return is ignored.
+ * `size` bytes; higher bytes are ignored, undefined reads as 0); for writes
+ * `value` holds the data and the return is ignored. String port I/O (rep
+ * ins/outs) calls it once per element, in order. If it throws, or answers a
+ * read with anything but a BigInt or undefined, that vCPU stops with 'error'
+ * and the message in `detail`: a guest cannot crash the host through it.
  */
 export type ExitHandler = (
   vcpu: number,
@@ -82,9 +86,18 @@ export type ExitHandler = (
   value: bigint,
 ) => bigint | void;
 
-/** Called on the JS thread once per vCPU when its thread leaves KVM_RUN for good. */
+/**
+ * Called on the JS thread once per vCPU when its thread leaves KVM_RUN for
+ * good. `detail` is '' for 'stopped'; for failures it names the cause and ends
+ * with the guest RIP (", rip 0x...").
+ */
 export type StopHandler = (vcpu: number, reason: StopReason, detail: string) => void;
 
+/**
+ * State accessors work before run(), inside onExit for this vCPU, and once it
+ * is stopping or stopped; while it runs guest code they throw EBUSY (the ioctl
+ * would wait for the guest to exit).
+ */
 export interface NativeVcpu {
   readonly id: number;
   getRegs(): Regs;
@@ -106,24 +119,40 @@ export interface NativeVcpu {
 }
 
 export interface NativeVm {
-  /** Registers `size` bytes of `buffer` (an ArrayBuffer, e.g. WebAssembly.Memory#buffer) at `guestPhysAddr`. Keeps `owner` alive. */
+  /**
+   * Registers `size` bytes of `buffer` (an ArrayBuffer, e.g. WebAssembly.Memory#buffer) at `guestPhysAddr`.
+   * Keeps `owner` alive until close(). `size` must not exceed buffer.byteLength (grow the memory first);
+   * a slot number can be registered once.
+   */
   setMemory(slot: number, guestPhysAddr: number, buffer: ArrayBuffer, size: number, owner: object): void;
   /** Maps anonymous private memory owned by the addon and registers it at `guestPhysAddr` (RAM that does not fit the Wasm memory). */
   addAnonymousMemory(slot: number, guestPhysAddr: number, size: number): void;
   createVcpu(id: number): NativeVcpu;
   /** KVM_IRQ_LINE on the in-kernel irqchip. */
   setIrqLine(gsi: number, level: boolean): void;
-  /** Creates an eventfd and returns its fd; closed by close(). */
+  /** Creates an eventfd (non-blocking, close-on-exec) and returns its fd; closed by close(). */
   createEventfd(): number;
-  /** KVM_IOEVENTFD for an MMIO (`pio` false) or port address. */
+  /** KVM_IOEVENTFD for an MMIO (`pio` false) or port address; `fd` must come from createEventfd(). */
   addIoeventfd(fd: number, addr: number, size: number, pio: boolean, datamatch?: number): void;
-  /** KVM_IRQFD: writing to `fd` raises `gsi`. */
+  /** KVM_IRQFD: writing to `fd` (from createEventfd()) raises `gsi`. */
   addIrqfd(fd: number, gsi: number): void;
-  /** Starts one thread per created vCPU running KVM_RUN. */
+  /**
+   * Starts one thread per created vCPU running KVM_RUN; once per VM, after every createVcpu().
+   * Callbacks run with `this` set to the VM. While any vCPU runs, the VM is kept alive and
+   * keeps the event loop alive, whether or not JS still references it.
+   */
   run(onExit: ExitHandler, onStop: StopHandler): void;
-  /** Kicks every vCPU out of KVM_RUN (also one waiting for an exit answer); each reports 'stopped' through onStop unless it stopped before. Idempotent, non-blocking. */
+  /**
+   * Kicks every vCPU out of KVM_RUN (also one waiting for an exit answer); each reports 'stopped' through onStop
+   * unless it stopped before. Idempotent, non-blocking, safe inside onExit/onStop; before run(), the vCPUs
+   * report 'stopped' as soon as run() starts them.
+   */
   stop(): void;
-  /** Joins vCPU threads and closes every fd. Only after every vCPU reported through onStop. Idempotent. */
+  /**
+   * Joins vCPU threads, closes every fd and unmaps addon-owned memory. Normally called once every vCPU reported
+   * through onStop (inside the last onStop is fine); called earlier it stops the vCPUs first, and no callback
+   * follows. Idempotent; a VM that is collected without close() is closed by its finalizer.
+   */
   close(): void;
 }
 

@@ -1,0 +1,24 @@
+// Entry point: the exports of NativeAddon in host/native.ts.
+#include "addon.h"
+
+#include "kvm_system.h"
+#include "vcpu_object.h"
+#include "vm.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace hako;
+  auto* data = new AddonData();
+  data->vcpuClass = Napi::Persistent(VcpuObject::Define(env));
+  env.SetInstanceData(data);
+  exports.Set("kvmInfo", Napi::Function::New(env, KvmInfo, "kvmInfo"));
+  exports.Set("getSupportedCpuid", Napi::Function::New(env, GetSupportedCpuid, "getSupportedCpuid"));
+  exports.Set("getMsrIndexList", Napi::Function::New(env, GetMsrIndexList, "getMsrIndexList"));
+  exports.Set("Vm", Vm::Define(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(hako, Init)

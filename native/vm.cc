@@ -1,0 +1,273 @@
+#include "vm.h"
+
+#include "js_values.h"
+#include "kvm_error.h"
+#include "kvm_system.h"
+#include "vcpu_object.h"
+
+#include <linux/kvm.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace hako {
+
+namespace {
+
+// Three pages below the 4 GiB boundary that the guest never uses as RAM: KVM
+// needs them on Intel for the real-mode TSS and the identity-mapped page table.
+constexpr uint64_t kTssAddress = 0xfffbd000;
+constexpr uint64_t kIdentityMapAddress = 0xfffbc000;
+
+constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+
+}  // namespace
+
+// ---- MemorySlot ----
+
+Vm::MemorySlot::MemorySlot(MemorySlot&& other) noexcept
+    : owner(std::move(other.owner)),
+      mapping(std::exchange(other.mapping, nullptr)),
+      mappingSize(std::exchange(other.mappingSize, 0)) {}
+
+Vm::MemorySlot::~MemorySlot() {
+  if (mapping != nullptr) munmap(mapping, mappingSize);
+}
+
+// ---- Vm ----
+
+Napi::Function Vm::Define(Napi::Env env) {
+  return DefineClass(env, "Vm",
+                     {
+                         InstanceMethod<&Vm::SetMemory>("setMemory"),
+                         InstanceMethod<&Vm::AddAnonymousMemory>("addAnonymousMemory"),
+                         InstanceMethod<&Vm::CreateVcpu>("createVcpu"),
+                         InstanceMethod<&Vm::SetIrqLine>("setIrqLine"),
+                         InstanceMethod<&Vm::CreateEventfd>("createEventfd"),
+                         InstanceMethod<&Vm::AddIoeventfd>("addIoeventfd"),
+                         InstanceMethod<&Vm::AddIrqfd>("addIrqfd"),
+                         InstanceMethod<&Vm::Run>("run"),
+                         InstanceMethod<&Vm::Stop>("stop"),
+                         InstanceMethod<&Vm::Close>("close"),
+                     });
+}
+
+Vm::Vm(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Vm>(info) {
+  Napi::Env env = info.Env();
+  UniqueFd kvm = openKvm(env);
+  runSize_ = vcpuMmapSize(env, kvm.get());
+  int fd;
+  // KVM_CREATE_VM may fail with EINTR while a signal is pending.
+  do {
+    fd = ioctl(kvm.get(), KVM_CREATE_VM, 0);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) throwKvmError(env, "ioctl(KVM_CREATE_VM)", errno);
+  vmFd_.reset(fd);
+
+  if (ioctl(fd, KVM_SET_TSS_ADDR, static_cast<unsigned long>(kTssAddress)) < 0) {
+    throwKvmError(env, "ioctl(KVM_SET_TSS_ADDR)", errno);
+  }
+  uint64_t identityMap = kIdentityMapAddress;
+  if (ioctl(fd, KVM_SET_IDENTITY_MAP_ADDR, &identityMap) < 0) {
+    throwKvmError(env, "ioctl(KVM_SET_IDENTITY_MAP_ADDR)", errno);
+  }
+  if (ioctl(fd, KVM_CREATE_IRQCHIP, 0) < 0) throwKvmError(env, "ioctl(KVM_CREATE_IRQCHIP)", errno);
+  // The dummy speaker answers port 0x61 in the kernel: Linux reads it while
+  // calibrating against the PIT, and there is no speaker to emulate.
+  kvm_pit_config pit{};
+  pit.flags = KVM_PIT_SPEAKER_DUMMY;
+  if (ioctl(fd, KVM_CREATE_PIT2, &pit) < 0) throwKvmError(env, "ioctl(KVM_CREATE_PIT2)", errno);
+}
+
+Vm::~Vm() { close(); }
+
+int Vm::vmFd(Napi::Env env, const std::string& syscall) const {
+  if (closed_) throwKvmError(env, syscall, EBADF, "the VM is closed");
+  return vmFd_.get();
+}
+
+void Vm::registerSlot(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* host, uint64_t size,
+                      MemorySlot holder) {
+  const std::string syscall = "ioctl(KVM_SET_USER_MEMORY_REGION)";
+  int fd = vmFd(env, syscall);
+  if (slots_.count(slot) != 0) throwKvmError(env, syscall, EEXIST, "slot " + std::to_string(slot) + " is in use");
+  kvm_userspace_memory_region region{};
+  region.slot = slot;
+  region.guest_phys_addr = guestPhysAddr;
+  region.memory_size = size;
+  region.userspace_addr = reinterpret_cast<uint64_t>(host);
+  if (ioctl(fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+    int err = errno;
+    std::string what = "slot " + std::to_string(slot) + ", guest address " + hex(guestPhysAddr) + ", size " + hex(size);
+    if (err == EINVAL) what += " (addresses and size must be 4 KiB-aligned, the slot below KVM's limit)";
+    if (err == EEXIST) what += " (overlaps another slot)";
+    throwKvmError(env, syscall, err, what);
+  }
+  slots_.emplace(slot, std::move(holder));
+}
+
+void Vm::SetMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t slot = static_cast<uint32_t>(toUint(info[0], "slot", 0xffff));
+  uint64_t guestPhysAddr = toUint(info[1], "guestPhysAddr", kMaxSafeInteger);
+  if (!info[2].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
+  Napi::ArrayBuffer buffer = info[2].As<Napi::ArrayBuffer>();
+  uint64_t size = toUint(info[3], "size", kMaxSafeInteger);
+  Napi::Object owner = toObject(info[4], "owner");
+  // Past byteLength lies memory V8 may give to anything else: never let the guest see it.
+  if (size == 0 || size > buffer.ByteLength()) {
+    throwKvmError(env, "ioctl(KVM_SET_USER_MEMORY_REGION)", EINVAL,
+                  "size " + hex(size) + " must be > 0 and within the buffer's byteLength " + hex(buffer.ByteLength()));
+  }
+  MemorySlot holder;
+  holder.owner = Napi::Persistent(owner);
+  registerSlot(env, slot, guestPhysAddr, buffer.Data(), size, std::move(holder));
+}
+
+void Vm::AddAnonymousMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t slot = static_cast<uint32_t>(toUint(info[0], "slot", 0xffff));
+  uint64_t guestPhysAddr = toUint(info[1], "guestPhysAddr", kMaxSafeInteger);
+  uint64_t size = toUint(info[2], "size", kMaxSafeInteger);
+  vmFd(env, "mmap(anonymous guest memory)");
+  if (size == 0) throwKvmError(env, "mmap(anonymous guest memory)", EINVAL, "size must be > 0");
+  // Private and lazily backed: pages cost memory only once the guest touches them.
+  void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mapping == MAP_FAILED) throwKvmError(env, "mmap(anonymous guest memory)", errno, "size " + hex(size));
+  MemorySlot holder;
+  holder.mapping = mapping;
+  holder.mappingSize = size;
+  // On failure the holder is destroyed, and with it the mapping.
+  registerSlot(env, slot, guestPhysAddr, mapping, size, std::move(holder));
+}
+
+Napi::Value Vm::CreateVcpu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t id = static_cast<uint32_t>(toUint(info[0], "vcpu id", 0xffffffff));
+  int fd = vmFd(env, "ioctl(KVM_CREATE_VCPU)");
+  if (channel_) throwKvmError(env, "ioctl(KVM_CREATE_VCPU)", EBUSY, "vCPUs must be created before run()");
+  vcpus_.push_back(Vcpu::create(env, fd, id, runSize_));
+  if (stopRequested_) vcpus_.back()->requestStop();
+  return VcpuObject::New(env, Value(), vcpus_.back().get());
+}
+
+void Vm::SetIrqLine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  kvm_irq_level irq{};
+  irq.irq = static_cast<uint32_t>(toUint(info[0], "gsi", 0xffffffff));
+  irq.level = toBool(info[1], "level") ? 1 : 0;
+  if (ioctl(vmFd(env, "ioctl(KVM_IRQ_LINE)"), KVM_IRQ_LINE, &irq) < 0) {
+    throwKvmError(env, "ioctl(KVM_IRQ_LINE)", errno, "gsi " + std::to_string(irq.irq));
+  }
+}
+
+Napi::Value Vm::CreateEventfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  vmFd(env, "eventfd");
+  // Non-blocking: the JS side polls it and must never block reading it.
+  UniqueFd fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) throwKvmError(env, "eventfd", errno);
+  eventfds_.push_back(std::move(fd));
+  return Napi::Number::New(env, eventfds_.back().get());
+}
+
+void Vm::checkOwnEventfd(Napi::Env env, const std::string& syscall, int fd) const {
+  bool own = std::any_of(eventfds_.begin(), eventfds_.end(), [fd](const UniqueFd& e) { return e.get() == fd; });
+  if (!own) throwKvmError(env, syscall, EBADF, "fd " + std::to_string(fd) + " was not created by this VM's createEventfd()");
+}
+
+void Vm::AddIoeventfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string syscall = "ioctl(KVM_IOEVENTFD)";
+  int vm = vmFd(env, syscall);
+  kvm_ioeventfd ioeventfd{};
+  ioeventfd.fd = static_cast<int32_t>(toUint(info[0], "fd", 0x7fffffff));
+  ioeventfd.addr = toUint(info[1], "addr", kMaxSafeInteger);
+  ioeventfd.len = static_cast<uint32_t>(toUint(info[2], "size", 8));
+  if (toBool(info[3], "pio")) ioeventfd.flags |= KVM_IOEVENTFD_FLAG_PIO;
+  if (!info[4].IsUndefined()) {
+    ioeventfd.datamatch = toUint(info[4], "datamatch", kMaxSafeInteger);
+    ioeventfd.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+  }
+  checkOwnEventfd(env, syscall, ioeventfd.fd);
+  if (ioctl(vm, KVM_IOEVENTFD, &ioeventfd) < 0) {
+    throwKvmError(env, syscall, errno,
+                  std::string(ioeventfd.flags & KVM_IOEVENTFD_FLAG_PIO ? "port " : "address ") + hex(ioeventfd.addr) +
+                      ", size " + std::to_string(ioeventfd.len));
+  }
+}
+
+void Vm::AddIrqfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string syscall = "ioctl(KVM_IRQFD)";
+  int vm = vmFd(env, syscall);
+  kvm_irqfd irqfd{};
+  irqfd.fd = static_cast<uint32_t>(toUint(info[0], "fd", 0x7fffffff));
+  irqfd.gsi = static_cast<uint32_t>(toUint(info[1], "gsi", 0xffffffff));
+  checkOwnEventfd(env, syscall, static_cast<int>(irqfd.fd));
+  if (ioctl(vm, KVM_IRQFD, &irqfd) < 0) throwKvmError(env, syscall, errno, "gsi " + std::to_string(irqfd.gsi));
+}
+
+void Vm::Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Function onExit = toFunction(info[0], "onExit");
+  Napi::Function onStop = toFunction(info[1], "onStop");
+  vmFd(env, "run");
+  if (channel_) throwKvmError(env, "run", EBUSY, "run() may be called once per VM");
+  if (vcpus_.empty()) throwKvmError(env, "run", EINVAL, "create at least one vCPU before run()");
+  Vcpu::installKickSignal(env);
+  std::vector<std::shared_ptr<ExitSlot>> slots;
+  for (auto& vcpu : vcpus_) slots.push_back(vcpu->slot());
+  channel_ = ExitChannel::start(env, Value(), onExit, onStop, std::move(slots), [this] { joinThreads(); });
+  if (napi_add_env_cleanup_hook(env, onEnvCleanup, this) == napi_ok) cleanupHookAdded_ = true;
+  try {
+    for (auto& vcpu : vcpus_) vcpu->start(env, *channel_);
+  } catch (const Napi::Error&) {
+    // All or nothing: no callback is ever made for a run() that threw.
+    stop();
+    joinThreads();
+    throw;
+  }
+}
+
+void Vm::Stop(const Napi::CallbackInfo&) { stop(); }
+
+void Vm::Close(const Napi::CallbackInfo&) { close(); }
+
+void Vm::stop() {
+  stopRequested_ = true;
+  for (auto& vcpu : vcpus_) vcpu->requestStop();
+}
+
+void Vm::joinThreads() {
+  for (auto& vcpu : vcpus_) vcpu->join();
+  if (channel_) channel_->release();
+}
+
+void Vm::close() {
+  if (closed_) return;
+  closed_ = true;
+  // Never blocks for long: stopped vCPU threads leave without waiting for JS.
+  stop();
+  joinThreads();
+  if (cleanupHookAdded_) {
+    napi_remove_env_cleanup_hook(Env(), onEnvCleanup, this);
+    cleanupHookAdded_ = false;
+  }
+  for (auto& vcpu : vcpus_) vcpu->close();
+  vmFd_.reset();
+  eventfds_.clear();
+  // Only now that KVM no longer maps them: the guest's memory may go.
+  slots_.clear();
+}
+
+void Vm::onEnvCleanup(void* data) {
+  auto* vm = static_cast<Vm*>(data);
+  vm->cleanupHookAdded_ = false;
+  vm->close();
+}
+
+}  // namespace hako

@@ -1,0 +1,71 @@
+// The JS Vm (NativeVm in host/native.ts): one KVM VM with its in-kernel
+// irqchip and PIT, guest memory slots, eventfds, vCPUs and their threads.
+#pragma once
+
+#include "exit_channel.h"
+#include "unique_fd.h"
+#include "vcpu.h"
+
+#include <napi.h>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace hako {
+
+class Vm : public Napi::ObjectWrap<Vm> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  explicit Vm(const Napi::CallbackInfo& info);
+  /** The finalizer: a VM that was not closed is closed when collected. */
+  ~Vm() override;
+
+ private:
+  /** Guest memory registered in one KVM slot: JS-owned (kept alive by `owner`) or an addon-owned mapping. */
+  struct MemorySlot {
+    Napi::ObjectReference owner;
+    void* mapping = nullptr;
+    size_t mappingSize = 0;
+    MemorySlot() = default;
+    MemorySlot(MemorySlot&& other) noexcept;
+    MemorySlot& operator=(MemorySlot&&) = delete;
+    ~MemorySlot();
+  };
+
+  void SetMemory(const Napi::CallbackInfo& info);
+  void AddAnonymousMemory(const Napi::CallbackInfo& info);
+  Napi::Value CreateVcpu(const Napi::CallbackInfo& info);
+  void SetIrqLine(const Napi::CallbackInfo& info);
+  Napi::Value CreateEventfd(const Napi::CallbackInfo& info);
+  void AddIoeventfd(const Napi::CallbackInfo& info);
+  void AddIrqfd(const Napi::CallbackInfo& info);
+  void Run(const Napi::CallbackInfo& info);
+  void Stop(const Napi::CallbackInfo& info);
+  void Close(const Napi::CallbackInfo& info);
+
+  /** The VM fd for `syscall`; throws EBADF once closed. */
+  int vmFd(Napi::Env env, const std::string& syscall) const;
+  void registerSlot(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* host, uint64_t size,
+                    MemorySlot holder);
+  void checkOwnEventfd(Napi::Env env, const std::string& syscall, int fd) const;
+  void stop();
+  /** After every vCPU thread ended (or was told to): joins them and releases the channel. */
+  void joinThreads();
+  void close();
+  /** Node environment teardown (process exit, worker end): vCPU threads must not outlive it. */
+  static void onEnvCleanup(void* vm);
+
+  UniqueFd vmFd_;
+  size_t runSize_ = 0;
+  std::map<uint32_t, MemorySlot> slots_;
+  std::vector<UniqueFd> eventfds_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  std::shared_ptr<ExitChannel> channel_;
+  bool cleanupHookAdded_ = false;
+  bool stopRequested_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace hako
