@@ -24,10 +24,10 @@ Options:
 
 Exit status: 0 when the guest powers off or reboots, 1 when it panics,
 triple-faults or stops on an exit hako cannot handle, 2 on bad input,
-130 when interrupted with Ctrl-C.`;
+130 when interrupted with Ctrl-C, 141 when standard output closes.`;
 
-const EXIT_STATUS: Record<VmExit['kind'], number> = {
-  poweroff: 0, reboot: 0, panic: 1, 'triple-fault': 1, crash: 1, stopped: 130,
+const EXIT_STATUS: Record<Exclude<VmExit['kind'], 'stopped'>, number> = {
+  poweroff: 0, reboot: 0, panic: 1, 'triple-fault': 1, crash: 1,
 };
 
 export async function boot(argv: string[]): Promise<number> {
@@ -59,14 +59,23 @@ export async function boot(argv: string[]): Promise<number> {
     cpuTemplate: (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost),
   });
 
-  const onSigint = () => vm.stop('interrupted (Ctrl-C)');
-  process.on('SIGINT', onSigint);
+  // The host stops the VM on Ctrl-C and when our stdout closes (e.g. `| head`);
+  // the exit status then follows the shell's 128 + signal convention.
+  let hostStopStatus: number | undefined;
+  const hostStop = (status: number, why: string) => {
+    hostStopStatus ??= status;
+    vm.stop(why);
+  };
+  const onSigint = () => hostStop(130, 'interrupted (Ctrl-C)');
+  const onStdoutError = () => hostStop(141, 'console output closed');
   const onInput = (data: Buffer) => vm.sendConsoleInput(data);
+  process.on('SIGINT', onSigint);
+  process.stdout.on('error', onStdoutError);
   process.stdin.on('data', onInput);
   try {
     const exit = await vm.run();
     if (exit.kind !== 'poweroff') console.error(`hako: ${exit.detail}`);
-    return EXIT_STATUS[exit.kind];
+    return exit.kind === 'stopped' ? hostStopStatus ?? 1 : EXIT_STATUS[exit.kind];
   } finally {
     process.off('SIGINT', onSigint);
     process.stdin.off('data', onInput);

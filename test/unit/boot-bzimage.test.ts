@@ -4,7 +4,7 @@ import { BP, bzImageEntry, isBzImage, loadBzImage, parseBzImage, writeBootParams
 import { e820Map } from '../../host/boot/e820.js';
 import { BootError } from '../../host/boot/errors.js';
 import { BOOT_PARAMS_ADDR, CMDLINE_ADDR, MiB } from '../../host/boot/layout.js';
-import { makeBzImage, makeElf } from './boot-fixtures.js';
+import { makeBzImage, makeElf } from '../fixtures/kernel-images.js';
 
 function throwsBoot(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof BootError && pattern.test(e.message) && e.message.includes('bz-test'));

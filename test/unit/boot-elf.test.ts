@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { loadElf, parseElf } from '../../host/boot/elf.js';
 import { BootError } from '../../host/boot/errors.js';
 import { MiB } from '../../host/boot/layout.js';
-import { makeElf } from './boot-fixtures.js';
+import { makeElf } from '../fixtures/kernel-images.js';
 
 function throwsBoot(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof BootError && pattern.test(e.message) && e.message.includes('vmlinux-test'));

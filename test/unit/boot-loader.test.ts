@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { BootError } from '../../host/boot/errors.js';
 import { BOOT_PARAMS_ADDR, CMDLINE_ADDR, MiB, PVH_START_INFO_ADDR } from '../../host/boot/layout.js';
 import { detectKernel, loadLinux } from '../../host/boot/loader.js';
-import { makeBzImage, makeElf } from './boot-fixtures.js';
+import { makeBzImage, makeElf } from '../fixtures/kernel-images.js';
 
 const RAM = 64 * MiB;
 
