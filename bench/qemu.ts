@@ -7,7 +7,9 @@ import { EXIT_PORT } from '../host/vmm/cmdline.js';
 export const QEMU_POWEROFF_STATUS = 1;
 
 /** The features the `compatible` template hides that QEMU's -cpu can remove (the kernel cmdline hides the rest). */
-const HIDDEN_QEMU_FLAGS = ['xsave', 'cx16', 'popcnt', 'movbe', 'fsgsbase', 'bmi1', 'bmi2', 'smap', 'umip', 'rdpid', 'abm', 'avx', 'avx2', 'f16c', 'fma'];
+const HIDDEN_QEMU_FLAGS = ['xsave', 'cx16', 'popcnt', 'movbe', 'fsgsbase', 'bmi1', 'bmi2', 'smap', 'umip', 'rdpid', 'abm', 'avx', 'avx2', 'f16c', 'fma',
+  // Not a guest feature: kvm_pvm refuses QEMU's write of this MSR and QEMU aborts.
+  'arch-capabilities'];
 
 export function qemuMicrovmArgs(opts: {
   kernel: string;
