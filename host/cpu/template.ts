@@ -28,6 +28,15 @@ const COMPATIBLE_HIDDEN: readonly HiddenBit[] = [
   bit(0x7, 'ecx', 2, 'umip', 0),
   bit(0x7, 'ecx', 22, 'rdpid', 0),
   bit(0x80000001, 'ecx', 5, 'abm'), // LZCNT and POPCNT on AMD
+  // Emulated one byte per step: the kernel's rep movsb/stosb paths crawl.
+  bit(0x7, 'ebx', 9, 'erms', 0),
+  bit(0x7, 'edx', 4, 'fsrm', 0),
+  // KVM paravirt features that make hypercalls, which do not return under
+  // PVM: SMP guests hang at the first PV IPI or PV spinlock kick.
+  bit(0x40000001, 'eax', 7, 'kvm-pv-unhalt'),
+  bit(0x40000001, 'eax', 11, 'kvm-pv-ipi'),
+  bit(0x40000001, 'eax', 13, 'kvm-pv-sched-yield'),
+  bit(0x40000001, 'eax', 16, 'kvm-hc-map-gpa-range'),
   // State that lives in XSAVE areas: meaningless without xsave.
   bit(0x1, 'ecx', 28, 'avx'),
   bit(0x1, 'ecx', 29, 'f16c'),

@@ -16,6 +16,7 @@ const hostLeaves = (): CpuidEntry[] => [
   entry(0xb, 0, {}), entry(0xb, 1, {}), entry(0xb, 2, {}),
   entry(0xd, 0, { eax: 7 }), entry(0xd, 1, { eax: 0xf }),
   entry(0x40000000, 0, { eax: 0x40000001, ebx: 0x4b4d564b }),
+  entry(0x40000001, 0, { eax: 0x01007aff }),
   entry(0x80000001, 0, { ecx: ALL }),
 ];
 
@@ -38,6 +39,10 @@ test('compatible hides what the PVM emulator rejects', () => {
   for (const b of [0, 3, 8, 20, 5, 16]) assert.not.ok(bitSet(l7.ebx, b), `leaf 7 ebx bit ${b}`);
   for (const b of [2, 22]) assert.not.ok(bitSet(l7.ecx, b), `leaf 7 ecx bit ${b}`);
   assert.not.ok(bitSet(leaf(out, 0x80000001).ecx, 5), 'abm');
+  assert.not.ok(bitSet(l7.ebx, 9) || bitSet(l7.edx, 4), 'erms, fsrm');
+  const kvm = leaf(out, 0x40000001).eax;
+  for (const b of [7, 11, 13, 16]) assert.not.ok(bitSet(kvm, b), `KVM feature bit ${b} makes hypercalls`);
+  assert.ok(bitSet(kvm, 0) && bitSet(kvm, 3) && bitSet(kvm, 24), 'kvmclock and its stable bit kept');
   // Untouched features survive: sse (edx 25), pae (edx 6), smep (leaf 7 ebx 7).
   assert.ok(bitSet(l1.edx, 25) && bitSet(l1.edx, 6) && bitSet(l7.ebx, 7));
   assert.ok(bitSet(l1.ecx, 0), 'sse3 kept');
