@@ -2,7 +2,7 @@
 // QEMU microvm, interleaved: time to the init marker, time to exit, the VMM's
 // resident memory without guest RAM, and hako's time to its first KVM_RUN.
 import path from 'node:path';
-import { bundledGuest } from '../host/guest.js';
+import { bundledCmdline, bundledGuest } from '../host/guest.js';
 import { repoRoot } from '../host/native.js';
 import { isPvmHost } from '../host/vmm/kvm.js';
 import { platformCmdline } from '../host/vmm/cmdline.js';
@@ -31,7 +31,7 @@ function check(run: ProcessRun, who: string, okStatus: number): void {
 export async function benchBoot(opts: { runs: number; log: (line: string) => void }): Promise<BootResult> {
   const guest = bundledGuest();
   const pvmHost = isPvmHost();
-  const cmdline = platformCmdline(guest.cmdline, { pvmHost });
+  const cmdline = platformCmdline(bundledCmdline(guest, pvmHost), { pvmHost });
   const guestRamBytes = MEMORY_MIB * 1024 * 1024;
   const hakoArgs = [path.join(repoRoot, 'dist', 'host', 'cli', 'main.js'), 'boot', '--memory', String(MEMORY_MIB), '--vcpus', '1'];
   const qemuArgs = qemuForGuest(guest, cmdline, MEMORY_MIB, 1, pvmHost);

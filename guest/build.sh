@@ -11,7 +11,7 @@ guest=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hako}
 
 # Default kernel command line for hako (see README.md for each option).
-# cmdlinePvm is only for PVM hosts; it ends cmdline so it can be stripped.
+# cmdlinePvm is appended to cmdline on PVM hosts only.
 cmdline_base="console=ttyS0 quiet reboot=k panic=-1 hako.exit_port=0xf4 io_delay=none tsc=reliable"
 glibc_no_avx="-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX512ER,-AVX512PF,-FMA,-FMA4"
 cmdline_pvm="mitigations=off GLIBC_TUNABLES=glibc.cpu.hwcaps=$glibc_no_avx hako.pvm=1"
@@ -73,7 +73,7 @@ json_string() {
 	printf '"%s"' "${s//\"/\\\"}"
 }
 
-require_packages linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils patch make gcc
+require_packages linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils patch make gcc binutils
 [ -r /usr/src/linux-source-6.1.tar.xz ] || die "/usr/src/linux-source-6.1.tar.xz not found (reinstall linux-source-6.1)"
 
 kernel_hash=$(inputs_hash "$guest/kernel" "linux-source-6.1 $(pkg_version linux-source-6.1)" "gcc $(pkg_version gcc)" "binutils $(pkg_version binutils)")
@@ -84,5 +84,5 @@ initramfs=$(ensure initramfs "$initramfs_hash" build_initramfs)
 
 printf '{"vmlinux":%s,"bzImage":%s,"initrd":%s,"cmdline":%s,"cmdlinePvm":%s,"kernelRelease":%s}\n' \
 	"$(json_string "$kernel/vmlinux")" "$(json_string "$kernel/bzImage")" \
-	"$(json_string "$initramfs/initrd.cpio")" "$(json_string "$cmdline_base $cmdline_pvm")" \
+	"$(json_string "$initramfs/initrd.cpio")" "$(json_string "$cmdline_base")" \
 	"$(json_string "$cmdline_pvm")" "$(json_string "$(cat "$kernel/release")")"

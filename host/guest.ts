@@ -9,8 +9,16 @@ export interface BundledGuest {
   vmlinux: string;
   bzImage: string;
   initrd: string;
+  /** Kernel command line for every host. */
   cmdline: string;
+  /** Appended on PVM hosts: the guest-side workarounds (hako.pvm=1 and what goes with it). */
+  cmdlinePvm: string;
   kernelRelease: string;
+}
+
+/** The bundled guest's command line for this kind of host. */
+export function bundledCmdline(guest: BundledGuest, pvmHost: boolean): string {
+  return pvmHost ? `${guest.cmdline} ${guest.cmdlinePvm}` : guest.cmdline;
 }
 
 export function bundledGuest(): BundledGuest {

@@ -21,7 +21,13 @@ for p in "$here"/patches/*.patch; do
 	patch -d "$src" -p1 --batch --forward --quiet <"$p"
 done
 
-kmake() { make -C "$src" O="$obj" ARCH=x86_64 KBUILD_BUILD_USER=hako KBUILD_BUILD_HOST=hako "$@"; }
+# gcc expands memset/memcpy of unknown size in cold (__init) code as
+# byte-wise rep stosb/movsb, which PVM hosts emulate one byte per step: ask for
+# 8-byte steps instead (about 1 s less boot time there, harmless elsewhere).
+kmake() {
+	make -C "$src" O="$obj" ARCH=x86_64 KBUILD_BUILD_USER=hako KBUILD_BUILD_HOST=hako \
+		KCFLAGS=-mstringop-strategy=rep_8byte "$@"
+}
 
 # allnoconfig with the fragment's values fixed, then check nothing was dropped.
 (cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n -O "$obj" "$here/hako.config") >"$out/config.log" 2>&1 ||

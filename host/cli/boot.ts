@@ -1,5 +1,5 @@
 // `hako boot`: boot a kernel in a microVM with its serial console on this terminal.
-import { bundledGuest } from '../guest.js';
+import { bundledCmdline, bundledGuest } from '../guest.js';
 import { HakoError } from '../errors.js';
 import { CPU_TEMPLATES, defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { Vm, type VmExit } from '../vmm/vm.js';
@@ -25,6 +25,9 @@ Options:
 Exit status: 0 when the guest powers off or reboots, 1 when it panics,
 triple-faults or stops on an exit hako cannot handle, 2 on bad input,
 130 when interrupted with Ctrl-C, 141 when standard output closes.`;
+
+/** For a kernel given with --kernel and no --cmdline. */
+const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=-1';
 
 const EXIT_STATUS: Record<Exclude<VmExit['kind'], 'stopped'>, number> = {
   poweroff: 0, reboot: 0, panic: 1, 'triple-fault': 1, crash: 1,
@@ -53,7 +56,7 @@ export async function boot(argv: string[]): Promise<number> {
   const vm = await Vm.create({
     kernel: values.kernel ?? guest!.vmlinux,
     initrd: values.initrd ?? guest?.initrd,
-    cmdline: platformCmdline(values.cmdline ?? guest?.cmdline ?? 'console=ttyS0 reboot=k panic=-1', { pvmHost }),
+    cmdline: platformCmdline(values.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE), { pvmHost }),
     vcpus: integerOption(values.vcpus, 'vcpus') ?? 1,
     memoryMiB: integerOption(values.memory, 'memory') ?? 256,
     cpuTemplate: (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost),

@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { bundledGuest } from '../../host/guest.js';
+import { bundledCmdline, bundledGuest } from '../../host/guest.js';
+import { isPvmHost } from '../../host/vmm/kvm.js';
 import { repoRoot } from '../../host/native.js';
 
 const cli = path.join(repoRoot, 'dist', 'host', 'cli', 'main.js');
@@ -30,7 +31,7 @@ test('hako boot --vcpus 2: init runs, sees 2 CPUs, powers off with exit 0', asyn
 
 test('a guest kernel panic exits non-zero with a one-line reason', async () => {
   const guest = bundledGuest();
-  const { code, stdout, stderr } = await runCli(['boot', '--memory', '128', '--cmdline', `${guest.cmdline} hako.init=panic`]);
+  const { code, stdout, stderr } = await runCli(['boot', '--memory', '128', '--cmdline', `${bundledCmdline(guest, isPvmHost())} hako.init=panic`]);
   assert.match(stdout, 'hako-init: exiting, the kernel will panic');
   assert.is(code, 1, stderr);
   assert.match(stderr, /^hako: the guest kernel panicked/m);
