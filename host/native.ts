@@ -112,11 +112,37 @@ export interface NativeVcpu {
   /** Raw struct kvm_lapic_state (1024 bytes). */
   getLapic(): Buffer;
   setLapic(state: Buffer): void;
-  /** KVM_SET_MP_STATE: 0 runnable, 1 uninitialized (AP waiting for INIT/SIPI), ... */
+  /** KVM_GET_MP_STATE: 0 runnable, 1 uninitialized (AP waiting for INIT/SIPI), 3 halted, ... */
+  getMpState(): number;
+  /** KVM_SET_MP_STATE, same values as getMpState(). */
   setMpState(state: number): void;
+  // Snapshot state: raw kernel structs (x86-64 layout of Linux's <linux/kvm.h>),
+  // restored as they were saved. A Buffer of the wrong size throws a KvmError
+  // (EINVAL) naming the field and the expected size; anything else a TypeError.
+  /** Raw struct kvm_vcpu_events (64 bytes): pending exception, interrupt, NMI, SMI, interrupt shadow. */
+  getVcpuEvents(): Buffer;
+  setVcpuEvents(events: Buffer): void;
+  /** Raw struct kvm_fpu (416 bytes): x87, SSE and MXCSR only; use it where kvmInfo().xsave is false. */
+  getFpu(): Buffer;
+  setFpu(fpu: Buffer): void;
+  /**
+   * Raw struct kvm_xsave (4096 bytes, the XSAVE area in standard format): all of
+   * the FPU/SSE/AVX state, a superset of getFpu(). Needs kvmInfo().xsave.
+   */
+  getXsave(): Buffer;
+  setXsave(xsave: Buffer): void;
+  /** Raw struct kvm_xcrs (392 bytes: count, flags, up to 16 {xcr, value}): XCR0. Needs kvmInfo().xcrs. */
+  getXcrs(): Buffer;
+  setXcrs(xcrs: Buffer): void;
+  /** Raw struct kvm_debugregs (128 bytes): DR0-3, DR6, DR7, flags. */
+  getDebugRegs(): Buffer;
+  setDebugRegs(debugRegs: Buffer): void;
   /** KVM_GET_TSC_KHZ. */
   getTscKhz(): number;
 }
+
+/** kvm_irqchip.chip_id: master PIC, slave PIC, IOAPIC. */
+export type IrqchipId = 0 | 1 | 2;
 
 export interface NativeVm {
   /**
@@ -130,6 +156,26 @@ export interface NativeVm {
   createVcpu(id: number): NativeVcpu;
   /** KVM_IRQ_LINE on the in-kernel irqchip. */
   setIrqLine(gsi: number, level: boolean): void;
+  // VM-wide snapshot state: raw kernel structs like NativeVcpu's, under the
+  // same rule applied to every vCPU: while any of them runs guest code, EBUSY.
+  /**
+   * KVM_GET_IRQCHIP: chip 0 is the master PIC, 1 the slave PIC (raw struct
+   * kvm_pic_state, 16 bytes), 2 the IOAPIC (raw struct kvm_ioapic_state, 216 bytes).
+   */
+  getIrqchip(chip: IrqchipId): Buffer;
+  setIrqchip(chip: IrqchipId, state: Buffer): void;
+  /** KVM_GET_PIT2: raw struct kvm_pit_state2 (112 bytes), the three PIT channels and flags. */
+  getPit2(): Buffer;
+  setPit2(state: Buffer): void;
+  /**
+   * KVM_GET_CLOCK: raw struct kvm_clock_data (48 bytes): u64 clock (kvmclock ns),
+   * u32 flags, u32 pad0, u64 realtime, u64 host_tsc, u32 pad[4]. KVM_SET_CLOCK
+   * honours the flags: with KVM_CLOCK_REALTIME (bit 2) set, the kernel advances
+   * the clock by the wall time elapsed since `realtime`; clear it to restore the
+   * clock exactly.
+   */
+  getClock(): Buffer;
+  setClock(clock: Buffer): void;
   /** Creates an eventfd (non-blocking, close-on-exec) and returns its fd; closed by close(). */
   createEventfd(): number;
   /** KVM_IOEVENTFD for an MMIO (`pio` false) or port address; `fd` must come from createEventfd(). */
@@ -158,7 +204,15 @@ export interface NativeVm {
 
 export interface NativeAddon {
   /** Opens /dev/kvm and reads what the host offers; throws KvmError naming the failed check. */
-  kvmInfo(): { apiVersion: number; maxVcpus: number; recommendedVcpus: number };
+  kvmInfo(): {
+    apiVersion: number;
+    maxVcpus: number;
+    recommendedVcpus: number;
+    /** KVM_CAP_XSAVE: getXsave/setXsave work (otherwise save the FPU with getFpu). */
+    xsave: boolean;
+    /** KVM_CAP_XCRS: getXcrs/setXcrs work. */
+    xcrs: boolean;
+  };
   getSupportedCpuid(): CpuidEntry[];
   /** MSR indices KVM_GET_MSR_INDEX_LIST reports. */
   getMsrIndexList(): number[];

@@ -2,7 +2,7 @@
 //
 // Linux 6.1's <linux/kvm.h> (Debian 12) declares their trailing arrays with
 // __DECLARE_FLEX_ARRAY, which in C++ adds a 1-byte empty struct: sizeof and
-// the array offset of kvm_cpuid2, kvm_msrs and kvm_msr_list then differ from
+// the array offset of kvm_cpuid2, kvm_msrs, kvm_msr_list and kvm_xsave then differ from
 // the kernel's, and so do the ioctl numbers derived from sizeof (the kernel
 // answers EINVAL). C++ code must use these instead.
 #pragma once
@@ -28,11 +28,18 @@ struct KvmMsrListHeader {  // struct kvm_msr_list, followed by uint32_t[nmsrs]
   uint32_t nmsrs;
 };
 
+struct KvmXsave {  // struct kvm_xsave without its trailing `extra` (KVM_GET_XSAVE2 only)
+  uint32_t region[1024];
+};
+static_assert(sizeof(KvmXsave) == 4096, "the kernel's KVM_GET_XSAVE size");
+
 constexpr unsigned long kKvmGetMsrIndexList = _IOWR(KVMIO, 0x02, KvmMsrListHeader);
 constexpr unsigned long kKvmGetSupportedCpuid = _IOWR(KVMIO, 0x05, KvmCpuidHeader);
 constexpr unsigned long kKvmGetMsrs = _IOWR(KVMIO, 0x88, KvmMsrsHeader);
 constexpr unsigned long kKvmSetMsrs = _IOW(KVMIO, 0x89, KvmMsrsHeader);
 constexpr unsigned long kKvmSetCpuid2 = _IOW(KVMIO, 0x90, KvmCpuidHeader);
+constexpr unsigned long kKvmGetXsave = _IOR(KVMIO, 0xa4, KvmXsave);
+constexpr unsigned long kKvmSetXsave = _IOW(KVMIO, 0xa5, KvmXsave);
 
 /** A header immediately followed by `count` entries, in one 8-byte-aligned buffer. */
 template <typename Header, typename Entry>

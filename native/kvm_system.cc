@@ -91,6 +91,9 @@ Napi::Value KvmInfo(const Napi::CallbackInfo& info) {
   result.Set("apiVersion", KVM_API_VERSION);
   result.Set("maxVcpus", max);
   result.Set("recommendedVcpus", recommended);
+  // Optional state for snapshots: without them, KVM_GET_FPU and no XCRs.
+  result.Set("xsave", checkExtension(kvm.get(), KVM_CAP_XSAVE) > 0);
+  result.Set("xcrs", checkExtension(kvm.get(), KVM_CAP_XCRS) > 0);
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include "kvm_abi.h"
 #include "kvm_error.h"
 #include "kvm_structs.h"
+#include "state_blob.h"
 
 #include <sys/ioctl.h>
 
@@ -18,6 +19,24 @@ namespace {
 constexpr uint16_t kDefaultFcw = 0x37f;      // x87 control word after FNINIT
 constexpr uint32_t kDefaultMxcsr = 0x1f80;   // SSE exceptions masked
 
+// KVM_GET_<name> into a T, returned as a Buffer.
+template <typename T>
+Napi::Value getBlob(Napi::Env env, const Vcpu& vcpu, unsigned long request, const char* ioctlName) {
+  T state{};
+  if (ioctl(vcpu.stateFd(env, ioctlName), request, &state) < 0) {
+    throwKvmError(env, std::string("ioctl(") + ioctlName + ")", errno);
+  }
+  return blobToJs(env, state);
+}
+
+// KVM_SET_<name> from a Buffer of exactly sizeof(T) bytes, named `what` in errors.
+template <typename T>
+void setBlob(Napi::Env env, const Vcpu& vcpu, Napi::Value value, unsigned long request, const char* ioctlName,
+             const char* what) {
+  std::string syscall = std::string("ioctl(") + ioctlName + ")";
+  T state = blobFromJs<T>(env, value, syscall, what);
+  if (ioctl(vcpu.stateFd(env, ioctlName), request, &state) < 0) throwKvmError(env, syscall, errno);
+}
 
 }  // namespace
 
@@ -35,7 +54,18 @@ Napi::Function VcpuObject::Define(Napi::Env env) {
                          InstanceMethod<&VcpuObject::SetMsrs>("setMsrs"),
                          InstanceMethod<&VcpuObject::GetLapic>("getLapic"),
                          InstanceMethod<&VcpuObject::SetLapic>("setLapic"),
+                         InstanceMethod<&VcpuObject::GetMpState>("getMpState"),
                          InstanceMethod<&VcpuObject::SetMpState>("setMpState"),
+                         InstanceMethod<&VcpuObject::GetVcpuEvents>("getVcpuEvents"),
+                         InstanceMethod<&VcpuObject::SetVcpuEvents>("setVcpuEvents"),
+                         InstanceMethod<&VcpuObject::GetFpu>("getFpu"),
+                         InstanceMethod<&VcpuObject::SetFpu>("setFpu"),
+                         InstanceMethod<&VcpuObject::GetXsave>("getXsave"),
+                         InstanceMethod<&VcpuObject::SetXsave>("setXsave"),
+                         InstanceMethod<&VcpuObject::GetXcrs>("getXcrs"),
+                         InstanceMethod<&VcpuObject::SetXcrs>("setXcrs"),
+                         InstanceMethod<&VcpuObject::GetDebugRegs>("getDebugRegs"),
+                         InstanceMethod<&VcpuObject::SetDebugRegs>("setDebugRegs"),
                          InstanceMethod<&VcpuObject::GetTscKhz>("getTscKhz"),
                      });
 }
@@ -137,28 +167,19 @@ void VcpuObject::SetMsrs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value VcpuObject::GetLapic(const Napi::CallbackInfo& info) {
-  kvm_lapic_state lapic{};
-  if (ioctl(vcpu_->stateFd(info.Env(), "KVM_GET_LAPIC"), KVM_GET_LAPIC, &lapic) < 0) {
-    throwKvmError(info.Env(), "ioctl(KVM_GET_LAPIC)", errno);
-  }
-  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(lapic.regs), sizeof lapic.regs);
+  return getBlob<kvm_lapic_state>(info.Env(), *vcpu_, KVM_GET_LAPIC, "KVM_GET_LAPIC");
 }
 
 void VcpuObject::SetLapic(const Napi::CallbackInfo& info) {
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), "lapic state must be a Buffer or Uint8Array");
+  setBlob<kvm_lapic_state>(info.Env(), *vcpu_, info[0], KVM_SET_LAPIC, "KVM_SET_LAPIC", "lapic state");
+}
+
+Napi::Value VcpuObject::GetMpState(const Napi::CallbackInfo& info) {
+  kvm_mp_state state{};
+  if (ioctl(vcpu_->stateFd(info.Env(), "KVM_GET_MP_STATE"), KVM_GET_MP_STATE, &state) < 0) {
+    throwKvmError(info.Env(), "ioctl(KVM_GET_MP_STATE)", errno);
   }
-  Napi::Uint8Array state = info[0].As<Napi::Uint8Array>();
-  kvm_lapic_state lapic{};
-  if (state.ByteLength() != sizeof lapic.regs) {
-    throwKvmError(info.Env(), "ioctl(KVM_SET_LAPIC)", EINVAL,
-                  "lapic state must be " + std::to_string(sizeof lapic.regs) + " bytes, got " +
-                      std::to_string(state.ByteLength()));
-  }
-  std::memcpy(lapic.regs, state.Data(), sizeof lapic.regs);
-  if (ioctl(vcpu_->stateFd(info.Env(), "KVM_SET_LAPIC"), KVM_SET_LAPIC, &lapic) < 0) {
-    throwKvmError(info.Env(), "ioctl(KVM_SET_LAPIC)", errno);
-  }
+  return Napi::Number::New(info.Env(), state.mp_state);
 }
 
 void VcpuObject::SetMpState(const Napi::CallbackInfo& info) {
@@ -166,6 +187,46 @@ void VcpuObject::SetMpState(const Napi::CallbackInfo& info) {
   if (ioctl(vcpu_->stateFd(info.Env(), "KVM_SET_MP_STATE"), KVM_SET_MP_STATE, &state) < 0) {
     throwKvmError(info.Env(), "ioctl(KVM_SET_MP_STATE)", errno, "state " + std::to_string(state.mp_state));
   }
+}
+
+Napi::Value VcpuObject::GetVcpuEvents(const Napi::CallbackInfo& info) {
+  return getBlob<kvm_vcpu_events>(info.Env(), *vcpu_, KVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS");
+}
+
+void VcpuObject::SetVcpuEvents(const Napi::CallbackInfo& info) {
+  setBlob<kvm_vcpu_events>(info.Env(), *vcpu_, info[0], KVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", "vcpu events");
+}
+
+Napi::Value VcpuObject::GetFpu(const Napi::CallbackInfo& info) {
+  return getBlob<kvm_fpu>(info.Env(), *vcpu_, KVM_GET_FPU, "KVM_GET_FPU");
+}
+
+void VcpuObject::SetFpu(const Napi::CallbackInfo& info) {
+  setBlob<kvm_fpu>(info.Env(), *vcpu_, info[0], KVM_SET_FPU, "KVM_SET_FPU", "fpu state");
+}
+
+Napi::Value VcpuObject::GetXsave(const Napi::CallbackInfo& info) {
+  return getBlob<KvmXsave>(info.Env(), *vcpu_, kKvmGetXsave, "KVM_GET_XSAVE");
+}
+
+void VcpuObject::SetXsave(const Napi::CallbackInfo& info) {
+  setBlob<KvmXsave>(info.Env(), *vcpu_, info[0], kKvmSetXsave, "KVM_SET_XSAVE", "xsave state");
+}
+
+Napi::Value VcpuObject::GetXcrs(const Napi::CallbackInfo& info) {
+  return getBlob<kvm_xcrs>(info.Env(), *vcpu_, KVM_GET_XCRS, "KVM_GET_XCRS");
+}
+
+void VcpuObject::SetXcrs(const Napi::CallbackInfo& info) {
+  setBlob<kvm_xcrs>(info.Env(), *vcpu_, info[0], KVM_SET_XCRS, "KVM_SET_XCRS", "xcrs");
+}
+
+Napi::Value VcpuObject::GetDebugRegs(const Napi::CallbackInfo& info) {
+  return getBlob<kvm_debugregs>(info.Env(), *vcpu_, KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS");
+}
+
+void VcpuObject::SetDebugRegs(const Napi::CallbackInfo& info) {
+  setBlob<kvm_debugregs>(info.Env(), *vcpu_, info[0], KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", "debug registers");
 }
 
 Napi::Value VcpuObject::GetTscKhz(const Napi::CallbackInfo& info) {

@@ -28,7 +28,18 @@ class VcpuObject : public Napi::ObjectWrap<VcpuObject> {
   void SetMsrs(const Napi::CallbackInfo& info);
   Napi::Value GetLapic(const Napi::CallbackInfo& info);
   void SetLapic(const Napi::CallbackInfo& info);
+  Napi::Value GetMpState(const Napi::CallbackInfo& info);
   void SetMpState(const Napi::CallbackInfo& info);
+  Napi::Value GetVcpuEvents(const Napi::CallbackInfo& info);
+  void SetVcpuEvents(const Napi::CallbackInfo& info);
+  Napi::Value GetFpu(const Napi::CallbackInfo& info);
+  void SetFpu(const Napi::CallbackInfo& info);
+  Napi::Value GetXsave(const Napi::CallbackInfo& info);
+  void SetXsave(const Napi::CallbackInfo& info);
+  Napi::Value GetXcrs(const Napi::CallbackInfo& info);
+  void SetXcrs(const Napi::CallbackInfo& info);
+  Napi::Value GetDebugRegs(const Napi::CallbackInfo& info);
+  void SetDebugRegs(const Napi::CallbackInfo& info);
   Napi::Value GetTscKhz(const Napi::CallbackInfo& info);
 
   Napi::ObjectReference vm_;

@@ -3,6 +3,7 @@
 #include "js_values.h"
 #include "kvm_error.h"
 #include "kvm_system.h"
+#include "state_blob.h"
 #include "vcpu_object.h"
 
 #include <linux/kvm.h>
@@ -23,6 +24,9 @@ constexpr uint64_t kTssAddress = 0xfffbd000;
 constexpr uint64_t kIdentityMapAddress = 0xfffbc000;
 
 constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+
+// kvm_irqchip.chip_id values.
+constexpr uint32_t kLastIrqchip = KVM_IRQCHIP_IOAPIC;
 
 }  // namespace
 
@@ -49,6 +53,12 @@ Napi::Function Vm::Define(Napi::Env env) {
                          InstanceMethod<&Vm::CreateEventfd>("createEventfd"),
                          InstanceMethod<&Vm::AddIoeventfd>("addIoeventfd"),
                          InstanceMethod<&Vm::AddIrqfd>("addIrqfd"),
+                         InstanceMethod<&Vm::GetIrqchip>("getIrqchip"),
+                         InstanceMethod<&Vm::SetIrqchip>("setIrqchip"),
+                         InstanceMethod<&Vm::GetPit2>("getPit2"),
+                         InstanceMethod<&Vm::SetPit2>("setPit2"),
+                         InstanceMethod<&Vm::GetClock>("getClock"),
+                         InstanceMethod<&Vm::SetClock>("setClock"),
                          InstanceMethod<&Vm::Run>("run"),
                          InstanceMethod<&Vm::Stop>("stop"),
                          InstanceMethod<&Vm::Close>("close"),
@@ -209,6 +219,71 @@ void Vm::AddIrqfd(const Napi::CallbackInfo& info) {
   irqfd.gsi = static_cast<uint32_t>(toUint(info[1], "gsi", 0xffffffff));
   checkOwnEventfd(env, syscall, static_cast<int>(irqfd.fd));
   if (ioctl(vm, KVM_IRQFD, &irqfd) < 0) throwKvmError(env, syscall, errno, "gsi " + std::to_string(irqfd.gsi));
+}
+
+int Vm::stateFd(Napi::Env env, const char* ioctlName) const {
+  int fd = vmFd(env, std::string("ioctl(") + ioctlName + ")");
+  // VM-wide state is consistent only while no vCPU runs guest code.
+  for (const auto& vcpu : vcpus_) vcpu->stateFd(env, ioctlName);
+  return fd;
+}
+
+Napi::Value Vm::GetIrqchip(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  kvm_irqchip chip{};
+  chip.chip_id = static_cast<uint32_t>(toUint(info[0], "chip id", kLastIrqchip));
+  if (ioctl(stateFd(env, "KVM_GET_IRQCHIP"), KVM_GET_IRQCHIP, &chip) < 0) {
+    throwKvmError(env, "ioctl(KVM_GET_IRQCHIP)", errno, "chip " + std::to_string(chip.chip_id));
+  }
+  if (chip.chip_id == KVM_IRQCHIP_IOAPIC) return blobToJs(env, chip.chip.ioapic);
+  return blobToJs(env, chip.chip.pic);
+}
+
+void Vm::SetIrqchip(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string syscall = "ioctl(KVM_SET_IRQCHIP)";
+  kvm_irqchip chip{};
+  chip.chip_id = static_cast<uint32_t>(toUint(info[0], "chip id", kLastIrqchip));
+  if (chip.chip_id == KVM_IRQCHIP_IOAPIC) {
+    chip.chip.ioapic = blobFromJs<kvm_ioapic_state>(env, info[1], syscall, "ioapic state");
+  } else {
+    chip.chip.pic = blobFromJs<kvm_pic_state>(env, info[1], syscall, "pic state");
+  }
+  if (ioctl(stateFd(env, "KVM_SET_IRQCHIP"), KVM_SET_IRQCHIP, &chip) < 0) {
+    throwKvmError(env, syscall, errno, "chip " + std::to_string(chip.chip_id));
+  }
+}
+
+Napi::Value Vm::GetPit2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  kvm_pit_state2 pit{};
+  if (ioctl(stateFd(env, "KVM_GET_PIT2"), KVM_GET_PIT2, &pit) < 0) throwKvmError(env, "ioctl(KVM_GET_PIT2)", errno);
+  return blobToJs(env, pit);
+}
+
+void Vm::SetPit2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string syscall = "ioctl(KVM_SET_PIT2)";
+  kvm_pit_state2 pit = blobFromJs<kvm_pit_state2>(env, info[0], syscall, "pit state");
+  if (ioctl(stateFd(env, "KVM_SET_PIT2"), KVM_SET_PIT2, &pit) < 0) throwKvmError(env, syscall, errno);
+}
+
+Napi::Value Vm::GetClock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  kvm_clock_data clock{};
+  if (ioctl(stateFd(env, "KVM_GET_CLOCK"), KVM_GET_CLOCK, &clock) < 0) {
+    throwKvmError(env, "ioctl(KVM_GET_CLOCK)", errno);
+  }
+  return blobToJs(env, clock);
+}
+
+void Vm::SetClock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string syscall = "ioctl(KVM_SET_CLOCK)";
+  kvm_clock_data clock = blobFromJs<kvm_clock_data>(env, info[0], syscall, "clock data");
+  if (ioctl(stateFd(env, "KVM_SET_CLOCK"), KVM_SET_CLOCK, &clock) < 0) {
+    throwKvmError(env, syscall, errno, "flags " + hex(clock.flags));
+  }
 }
 
 void Vm::Run(const Napi::CallbackInfo& info) {

@@ -41,12 +41,20 @@ class Vm : public Napi::ObjectWrap<Vm> {
   Napi::Value CreateEventfd(const Napi::CallbackInfo& info);
   void AddIoeventfd(const Napi::CallbackInfo& info);
   void AddIrqfd(const Napi::CallbackInfo& info);
+  Napi::Value GetIrqchip(const Napi::CallbackInfo& info);
+  void SetIrqchip(const Napi::CallbackInfo& info);
+  Napi::Value GetPit2(const Napi::CallbackInfo& info);
+  void SetPit2(const Napi::CallbackInfo& info);
+  Napi::Value GetClock(const Napi::CallbackInfo& info);
+  void SetClock(const Napi::CallbackInfo& info);
   void Run(const Napi::CallbackInfo& info);
   void Stop(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
 
   /** The VM fd for `syscall`; throws EBADF once closed. */
   int vmFd(Napi::Env env, const std::string& syscall) const;
+  /** The VM fd for a VM-wide state ioctl; also throws EBUSY while any vCPU may run guest code. */
+  int stateFd(Napi::Env env, const char* ioctlName) const;
   void registerSlot(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* host, uint64_t size,
                     MemorySlot holder);
   void checkOwnEventfd(Napi::Env env, const std::string& syscall, int fd) const;
