@@ -1,6 +1,7 @@
 // The VM's emulated devices and where they sit: legacy PC devices at their
 // fixed ISA ports and interrupt lines, and hako's exit port. Future
-// virtio-mmio devices register their windows on `mmio`.
+// virtio-mmio devices register their windows on `mmio`. Devices with state
+// are exported for machine_state.ts, which saves and restores them.
 
 import { createMmioBus, createPioBus } from './bus';
 import { EXIT_PORT_WINDOW_SIZE, ExitPort } from './devices/exit_port';
@@ -23,6 +24,8 @@ export const mmio = createMmioBus();
 
 export const com1 = new Serial(COM1_GSI);
 pio.register(COM1_PORT, COM1_WINDOW_SIZE, com1);
-pio.register(I8042_PORT, I8042_WINDOW_SIZE, new I8042(I8042_KBD_GSI, I8042_AUX_GSI));
-pio.register(RTC_PORT, RTC_WINDOW_SIZE, new Rtc());
+export const i8042 = new I8042(I8042_KBD_GSI, I8042_AUX_GSI);
+export const rtc = new Rtc();
+pio.register(I8042_PORT, I8042_WINDOW_SIZE, i8042);
+pio.register(RTC_PORT, RTC_WINDOW_SIZE, rtc);
 pio.register(EXIT_PORT, EXIT_PORT_WINDOW_SIZE, new ExitPort());

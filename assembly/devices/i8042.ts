@@ -12,11 +12,15 @@
 import { BusDevice } from '../bus';
 import { resetRequest } from '../env';
 import { IrqLine } from '../irq';
+import { sectionTag, StateReader, StateWriter } from '../snapshot';
 
 /** Offsets within the window at 0x60. */
 const DATA: u32 = 0;
 const STATUS_COMMAND: u32 = 4;
 export const I8042_WINDOW_SIZE: u32 = 5;
+
+export const I8042_STATE_TAG: u32 = sectionTag(0x4b, 0x42, 0x43, 0x20); // "KBC "
+export const I8042_STATE_VERSION: u16 = 1;
 
 const STR_OBF: u8 = 0x01;
 const STR_SYS: u8 = 0x04;
@@ -59,6 +63,14 @@ const OUTPUT_PORT_A20: u8 = 0x02;
 /** Nothing is waiting for a data byte. */
 const NO_COMMAND: u8 = 0;
 
+/** Commands followed by a data byte written to port 0x60. */
+function takesDataByte(cmd: u8): bool {
+  return (
+    cmd == CMD_WRITE_CTR || cmd == CMD_WRITE_OUTPUT_PORT || cmd == CMD_WRITE_KBD_OUTPUT ||
+    cmd == CMD_WRITE_AUX_OUTPUT || cmd == CMD_WRITE_AUX
+  );
+}
+
 export class I8042 extends BusDevice {
   /** Controller configuration byte, as firmware leaves it: keyboard interrupt on, translation on. */
   ctr: u8 = CTR_KBDINT | CTR_SYS | CTR_XLATE;
@@ -78,6 +90,40 @@ export class I8042 extends BusDevice {
     super();
     this.kbdIrq = new IrqLine(kbdGsi);
     this.auxIrq = new IrqLine(auxGsi);
+  }
+
+  /**
+   * Payload (version 1): ctr, outputPort, pendingCommand, lastWriteWasCommand,
+   * output, outputFull, outputFromAux, outputTimeout. The interrupt lines'
+   * levels are not saved: they follow from these.
+   */
+  save(w: StateWriter): void {
+    w.u8(this.ctr);
+    w.u8(this.outputPort);
+    w.u8(this.pendingCommand);
+    w.bool(this.lastWriteWasCommand);
+    w.u8(this.output);
+    w.bool(this.outputFull);
+    w.bool(this.outputFromAux);
+    w.bool(this.outputTimeout);
+  }
+
+  /**
+   * Loads a version-1 payload, accepting only states the controller can
+   * reach. On false this instance is half-loaded (the machine restores into
+   * scratch instances first). Call updateIrqs afterwards to drive the lines.
+   */
+  restore(r: StateReader): bool {
+    this.ctr = r.u8();
+    this.outputPort = r.u8();
+    this.pendingCommand = r.u8();
+    r.check(takesDataByte(this.pendingCommand) || this.pendingCommand == NO_COMMAND);
+    this.lastWriteWasCommand = r.bool();
+    this.output = r.u8();
+    this.outputFull = r.bool();
+    this.outputFromAux = r.bool();
+    this.outputTimeout = r.bool();
+    return r.ok;
   }
 
   read(offset: u32, size: u32): u64 {
@@ -126,13 +172,6 @@ export class I8042 extends BusDevice {
       case CMD_READ_CTR:
         this.respond(this.ctr, false, false);
         break;
-      case CMD_WRITE_CTR:
-      case CMD_WRITE_OUTPUT_PORT:
-      case CMD_WRITE_KBD_OUTPUT:
-      case CMD_WRITE_AUX_OUTPUT:
-      case CMD_WRITE_AUX:
-        this.pendingCommand = cmd;
-        break;
       case CMD_AUX_DISABLE:
         this.setCtr(this.ctr | CTR_AUXDIS);
         break;
@@ -157,7 +196,8 @@ export class I8042 extends BusDevice {
         this.respond(this.outputPort, false, false);
         break;
       default:
-        if (cmd >= CMD_PULSE_BASE && (cmd & OUTPUT_PORT_RESET) == 0) resetRequest();
+        if (takesDataByte(cmd)) this.pendingCommand = cmd;
+        else if (cmd >= CMD_PULSE_BASE && (cmd & OUTPUT_PORT_RESET) == 0) resetRequest();
       // Other commands (controller RAM, input port, vendor extensions) are ignored.
     }
   }
@@ -202,7 +242,7 @@ export class I8042 extends BusDevice {
     this.updateIrqs();
   }
 
-  private updateIrqs(): void {
+  updateIrqs(): void {
     const full = this.outputFull;
     this.kbdIrq.set(full && !this.outputFromAux && (this.ctr & CTR_KBDINT) != 0);
     this.auxIrq.set(full && this.outputFromAux && (this.ctr & CTR_AUXINT) != 0);

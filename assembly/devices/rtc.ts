@@ -8,10 +8,14 @@
 import { BusDevice } from '../bus';
 import { CivilDate, civilFromDays, daysFromCivil, daysInMonth, floorDiv } from '../calendar';
 import { wallClockSeconds } from '../env';
+import { sectionTag, StateReader, StateWriter } from '../snapshot';
 
 const INDEX: u32 = 0;
 const DATA: u32 = 1;
 export const RTC_WINDOW_SIZE: u32 = 2;
+
+export const RTC_STATE_TAG: u32 = sectionTag(0x52, 0x54, 0x43, 0x20); // "RTC "
+export const RTC_STATE_VERSION: u16 = 1;
 
 const INDEX_NMI_DISABLE: u8 = 0x80;
 const INDEX_MASK: u8 = 0x7f;
@@ -46,6 +50,8 @@ const SECONDS_PER_DAY: i64 = 86400;
 /** The registers hold years 0000-9999 (century and year registers). */
 const MIN_SECONDS: f64 = <f64>(daysFromCivil(0, 1, 1) * SECONDS_PER_DAY);
 const MAX_SECONDS: f64 = <f64>(daysFromCivil(10000, 1, 1) * SECONDS_PER_DAY - 1);
+/** Largest guest-minus-host offset a restored RTC accepts: the span of times the registers can hold. */
+const MAX_OFFSET_SECONDS: f64 = MAX_SECONDS - MIN_SECONDS;
 
 function isClockRegister(reg: u8): bool {
   return (
@@ -74,6 +80,40 @@ export class Rtc extends BusDevice {
     super();
     this.cmos[REG_A] = A_DEFAULT;
     this.cmos[REG_B] = B_24H;
+  }
+
+  /**
+   * Payload (version 1): index, nmiDisabled, offsetSeconds f64, the 128 CMOS
+   * bytes. The clock is saved as the guest's offset from host time, not as a
+   * time: a restored guest's clock keeps running with the host's (a clone
+   * restored days later reads the current time plus the offset its guest
+   * set), as a battery-backed RTC keeps time while the machine is off.
+   */
+  save(w: StateWriter): void {
+    w.u8(this.index);
+    w.bool(this.nmiDisabled);
+    w.f64(this.offsetSeconds);
+    for (let i = 0; i < CMOS_SIZE; i++) w.u8(unchecked(this.cmos[i]));
+  }
+
+  /**
+   * Loads a version-1 payload, accepting only states the RTC can reach. On
+   * false this instance is half-loaded (the machine restores into scratch
+   * instances first).
+   */
+  restore(r: StateReader): bool {
+    this.index = r.u8();
+    r.check((this.index & ~INDEX_MASK) == 0);
+    this.nmiDisabled = r.bool();
+    this.offsetSeconds = r.f64();
+    r.check(isFinite(this.offsetSeconds) && Math.abs(this.offsetSeconds) <= MAX_OFFSET_SECONDS);
+    for (let i = 0; i < CMOS_SIZE; i++) unchecked((this.cmos[i] = r.u8()));
+    const b = this.reg(REG_B);
+    // UIP is computed on read, SET masks UIE, and C and D are read-only (never stored).
+    r.check((this.reg(REG_A) & A_UIP) == 0);
+    r.check((b & B_SET) == 0 || (b & B_UIE) == 0);
+    r.check(this.reg(REG_C) == 0 && this.reg(REG_D) == 0);
+    return r.ok;
   }
 
   read(offset: u32, size: u32): u64 {

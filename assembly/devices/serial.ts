@@ -8,6 +8,7 @@
 import { BusDevice } from '../bus';
 import { consoleWrite } from '../env';
 import { IrqLine } from '../irq';
+import { sectionTag, StateReader, StateWriter } from '../snapshot';
 
 // Register offsets (DLAB = LCR bit 7 switches offsets 0 and 1 to the divisor latch).
 const RBR_THR: u32 = 0;
@@ -60,12 +61,16 @@ const MSR_CTS: u8 = 0x10;
 const MSR_DSR: u8 = 0x20;
 const MSR_RI: u8 = 0x40;
 const MSR_DCD: u8 = 0x80;
+const MSR_DELTAS: u8 = MSR_DCTS | MSR_DDSR | MSR_TERI | MSR_DDCD;
 /** Modem lines of the host side when not in loopback: carrier, data set ready and clear to send, like QEMU and Firecracker. */
 const MSR_HOST_LINES: u8 = MSR_DCD | MSR_DSR | MSR_CTS;
 
 /** 16550A receive FIFO depth; also what Linux measures in loopback to tell a 16550A from larger-FIFO parts. */
 export const RX_FIFO_SIZE: u32 = 16;
 const RX_FIFO_MASK: u32 = RX_FIFO_SIZE - 1;
+
+export const SERIAL_STATE_TAG: u32 = sectionTag(0x55, 0x41, 0x52, 0x54); // "UART"
+export const SERIAL_STATE_VERSION: u16 = 1;
 
 /** Received-data trigger levels selected by FCR[7:6]. */
 function triggerLevel(fcr: u8): u32 {
@@ -107,6 +112,58 @@ export class Serial extends BusDevice {
     this.pushRx(byte);
     this.updateIrq();
     return true;
+  }
+
+  /**
+   * Payload (version 1): ier, lcr, mcr, scr, fcr, divisor u16, lsrErrors,
+   * msrDeltas, thrEmptyPending, rbr, the receive FIFO's count, then its bytes
+   * oldest first. The interrupt line's level is not saved: it follows from these.
+   */
+  save(w: StateWriter): void {
+    w.u8(this.ier);
+    w.u8(this.lcr);
+    w.u8(this.mcr);
+    w.u8(this.scr);
+    w.u8(this.fcr);
+    w.u16(this.divisor);
+    w.u8(this.lsrErrors);
+    w.u8(this.msrDeltas);
+    w.bool(this.thrEmptyPending);
+    w.u8(this.rbr);
+    w.u8(<u8>this.rxCount);
+    for (let i: u32 = 0; i < this.rxCount; i++) w.u8(unchecked(this.rxFifo[(this.rxHead + i) & RX_FIFO_MASK]));
+  }
+
+  /**
+   * Loads a version-1 payload, accepting only states the UART can reach. On
+   * false this instance is half-loaded (the machine restores into scratch
+   * instances first). Call updateIrq afterwards to drive the line.
+   */
+  restore(r: StateReader): bool {
+    this.ier = r.u8();
+    r.check((this.ier & ~IER_MASK) == 0);
+    this.lcr = r.u8();
+    this.mcr = r.u8();
+    r.check((this.mcr & ~MCR_MASK) == 0);
+    this.scr = r.u8();
+    this.fcr = r.u8();
+    // writeFcr keeps the trigger bits only with the FIFO enabled.
+    r.check(this.fcr == 0 || (this.fcr & ~(FCR_ENABLE | FCR_TRIGGER_MASK)) == 0 && (this.fcr & FCR_ENABLE) != 0);
+    this.divisor = r.u16();
+    this.lsrErrors = r.u8();
+    r.check((this.lsrErrors & ~LSR_OE) == 0);
+    this.msrDeltas = r.u8();
+    r.check((this.msrDeltas & ~MSR_DELTAS) == 0);
+    this.thrEmptyPending = r.bool();
+    r.check(!this.thrEmptyPending || (this.ier & IER_THRI) != 0);
+    this.rbr = r.u8();
+    const count: u32 = r.u8();
+    r.check(count <= this.rxCapacity());
+    if (!r.ok) return false;
+    this.rxHead = 0;
+    this.rxCount = count;
+    for (let i: u32 = 0; i < count; i++) unchecked((this.rxFifo[i] = r.u8()));
+    return r.ok;
   }
 
   read(offset: u32, size: u32): u64 {
@@ -278,7 +335,7 @@ export class Serial extends BusDevice {
   }
 
   /** The interrupt output follows IIR (not gated by MCR.OUT2, as in QEMU and Firecracker). */
-  private updateIrq(): void {
+  updateIrq(): void {
     this.irq.set(this.interruptId() != IIR_NONE);
   }
 

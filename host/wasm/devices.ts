@@ -55,6 +55,19 @@ export interface Devices {
    * UART cannot take it now; room appears after the guest's next access to it.
    */
   serialReceive(byte: number): boolean;
+  /**
+   * Every device's state as a versioned blob (format: assembly/snapshot.ts)
+   * for a snapshot. Console input still queued on the host side is not in it.
+   */
+  saveState(): Uint8Array;
+  /**
+   * Replaces every device's state with a blob from saveState (possibly of
+   * another instance), all or nothing: throws, changing nothing, if the blob
+   * is malformed, of another format version or holds impossible values.
+   * Interrupt lines are then driven to the restored levels (irqLine fires
+   * for lines that change).
+   */
+  restoreState(bytes: Uint8Array): void;
 }
 
 /** The module's exports with `--bindings raw`: u32 comes back as a signed i32, u64 as a signed BigInt. */
@@ -64,6 +77,36 @@ interface RawExports {
   mmioRead(addr: bigint, size: number): bigint;
   mmioWrite(addr: bigint, size: number, value: bigint): void;
   serialReceive(byte: number): number;
+  saveState(): number;
+  stateLength(): number;
+  allocState(length: number): number;
+  restoreState(): number;
+  restoreErrorSection(): number;
+}
+
+/** assembly/snapshot.ts MAX_STATE_LENGTH. */
+export const MAX_STATE_LENGTH = 1 << 20;
+
+/** Why the module refused a blob, by assembly/snapshot.ts RestoreStatus. */
+const RESTORE_ERRORS: Record<number, string> = {
+  1: 'it is too large',
+  2: 'it does not start with the magic "HKDS" (not a hako device-state blob)',
+  3: 'its format version is not the supported one (1)',
+  4: 'it is truncated',
+  5: 'it has bytes after its last section',
+  6: 'it has a section for a device this machine does not have',
+  7: 'it has two sections for one device',
+  8: 'it lacks the section of a device this machine has',
+  9: 'a section has a version this device model does not support',
+  10: 'a section has the wrong length or values the device cannot hold',
+};
+
+/** A section tag as its four ASCII characters, e.g. "UART". */
+function tagName(tag: number): string {
+  const bytes = [tag & 0xff, (tag >>> 8) & 0xff, (tag >>> 16) & 0xff, tag >>> 24];
+  return bytes.every((b) => b >= 0x20 && b < 0x7f)
+    ? `"${String.fromCharCode(...bytes)}"`
+    : `0x${(tag >>> 0).toString(16).padStart(8, '0')}`;
 }
 
 interface CompiledModule {
@@ -131,6 +174,24 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
   const mmioWrite = (addr: bigint, size: number, value: bigint) => raw.mmioWrite(addr, size, value);
   const serialReceive = (byte: number) => raw.serialReceive(byte) !== 0;
   const input = new ConsoleInput(serialReceive);
+  const saveState = () => {
+    const at = raw.saveState() >>> 0;
+    return new Uint8Array(memory.buffer, at, raw.stateLength() >>> 0).slice();
+  };
+  const restoreState = (bytes: Uint8Array) => {
+    if (bytes.length > MAX_STATE_LENGTH) {
+      throw new Error(`device state blob rejected: ${bytes.length} bytes, more than the ${MAX_STATE_LENGTH} allowed`);
+    }
+    const at = raw.allocState(bytes.length) >>> 0;
+    // The allocation may have grown the memory: take a fresh view.
+    new Uint8Array(memory.buffer, at, bytes.length).set(bytes);
+    const status = raw.restoreState() >>> 0;
+    if (status === 0) return;
+    const tag = raw.restoreErrorSection() >>> 0;
+    const where = tag === 0 ? '' : ` (section ${tagName(tag)})`;
+    const why = RESTORE_ERRORS[status] ?? `status ${status}`;
+    throw new Error(`device state blob rejected${where}: ${why}; no device was changed`);
+  };
   return {
     memory,
     access(kind, addr, size, isWrite, value) {
@@ -151,5 +212,7 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     mmioRead,
     mmioWrite,
     serialReceive,
+    saveState,
+    restoreState,
   };
 }
