@@ -6,6 +6,7 @@ export type HakoErrorCode =
   | 'BAD_KERNEL'       // kernel or initrd file cannot be used
   | 'KVM_UNAVAILABLE'  // /dev/kvm missing, inaccessible or lacking a capability
   | 'NOT_BUILT'        // a build artifact is missing: run the set-up
+  | 'BAD_SNAPSHOT'     // a snapshot is damaged, from another format version, or made for another host or CPU template
   | 'VM_FAILED';       // the VMM failed while running a guest
 
 export class HakoError extends Error {

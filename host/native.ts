@@ -89,14 +89,17 @@ export type ExitHandler = (
 /**
  * Called on the JS thread once per vCPU when its thread leaves KVM_RUN for
  * good. `detail` is '' for 'stopped'; for failures it names the cause and ends
- * with the guest RIP (", rip 0x...").
+ * with the guest RIP (", rip 0x..."). After 'stopped' the vCPU's state is
+ * consistent (no port or MMIO access half done): it can be saved for a snapshot.
  */
 export type StopHandler = (vcpu: number, reason: StopReason, detail: string) => void;
 
 /**
  * State accessors work before run(), inside onExit for this vCPU, and once it
  * is stopping or stopped; while it runs guest code they throw EBUSY (the ioctl
- * would wait for the guest to exit).
+ * would wait for the guest to exit). Inside onExit, and while stopping, the
+ * access in flight is not complete yet (RIP may still point at it, a read's
+ * value is not in its register): save state for a snapshot only after 'stopped'.
  */
 export interface NativeVcpu {
   readonly id: number;
@@ -189,15 +192,19 @@ export interface NativeVm {
    */
   run(onExit: ExitHandler, onStop: StopHandler): void;
   /**
-   * Kicks every vCPU out of KVM_RUN (also one waiting for an exit answer); each reports 'stopped' through onStop
-   * unless it stopped before. Idempotent, non-blocking, safe inside onExit/onStop; before run(), the vCPUs
-   * report 'stopped' as soon as run() starts them.
+   * Stops every vCPU in a consistent state; each reports 'stopped' through onStop unless it stopped before.
+   * A vCPU in KVM_RUN is kicked out of it. A port/MMIO access already posted (or returned by that last
+   * KVM_RUN) is still handed to onExit, in order as usual, and completed without running guest code
+   * (KVM_RUN with immediate_exit) before the vCPU reports 'stopped': no access is lost or repeated, and once
+   * every vCPU reported, all vCPU and VM state can be saved and restored into a new VM. Idempotent,
+   * non-blocking, safe inside onExit/onStop; before run(), the vCPUs report 'stopped' as soon as run() starts them.
    */
   stop(): void;
   /**
    * Joins vCPU threads, closes every fd and unmaps addon-owned memory. Normally called once every vCPU reported
-   * through onStop (inside the last onStop is fine); called earlier it stops the vCPUs first, and no callback
-   * follows. Idempotent; a VM that is collected without close() is closed by its finalizer.
+   * through onStop (inside the last onStop is fine); called earlier it stops the vCPUs first without waiting
+   * for onExit answers (an access not yet answered is dropped: close is final), and no callback follows.
+   * Idempotent; a VM that is collected without close() is closed by its finalizer.
    */
   close(): void;
 }
@@ -216,6 +223,19 @@ export interface NativeAddon {
   getSupportedCpuid(): CpuidEntry[];
   /** MSR indices KVM_GET_MSR_INDEX_LIST reports. */
   getMsrIndexList(): number[];
+  /**
+   * Makes the first `size` bytes of `buffer`, the current buffer of `memory`, a private copy-on-write
+   * clone of the file at `path` (mmap MAP_FIXED|MAP_PRIVATE, then madvise MADV_MERGEABLE so KSM may
+   * merge pages across VMs): reads see the file, writes stay in this process and never reach the file.
+   * Costs microseconds whatever the size; pages are read from the file when first touched. Call it
+   * before run() of the VM using that memory (replacing memory under a running guest tears what it sees).
+   * `size` must be a non-zero multiple of the page size within buffer.byteLength and the file at least
+   * `size` bytes long, else a KvmError (EINVAL, syscall 'mmap(<path>)', naming the sizes) before anything
+   * is mapped; a file that cannot be opened is a KvmError of 'open(<path>)'; a `memory` that is not the
+   * WebAssembly.Memory whose buffer is `buffer` is a TypeError (only Wasm memory pages may be replaced).
+   * The mapping lives as long as the memory's pages: nothing else needs to be kept.
+   */
+  mapMemoryFile(buffer: ArrayBuffer, size: number, path: string, memory: WebAssembly.Memory): void;
   Vm: new () => NativeVm;
 }
 

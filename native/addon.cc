@@ -2,6 +2,7 @@
 #include "addon.h"
 
 #include "kvm_system.h"
+#include "memory_file.h"
 #include "vcpu_object.h"
 #include "vm.h"
 
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("kvmInfo", Napi::Function::New(env, KvmInfo, "kvmInfo"));
   exports.Set("getSupportedCpuid", Napi::Function::New(env, GetSupportedCpuid, "getSupportedCpuid"));
   exports.Set("getMsrIndexList", Napi::Function::New(env, GetMsrIndexList, "getMsrIndexList"));
+  exports.Set("mapMemoryFile", Napi::Function::New(env, MapMemoryFile, "mapMemoryFile"));
   exports.Set("Vm", Vm::Define(env));
   return exports;
 }

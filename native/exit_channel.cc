@@ -78,20 +78,26 @@ bool VcpuThreadScope::coreToSpare() {
 
 // ---- ExitSlot ----
 
-void ExitSlot::requestStop() {
-  uint32_t previous = word_.fetch_or(kStop);
+// A waiting vCPU thread keeps waiting: its answer still comes.
+void ExitSlot::requestStop() { word_.fetch_or(kStop); }
+
+void ExitSlot::cancel() {
+  uint32_t previous = word_.fetch_or(kStop | kCancel);
   if (previous & kSleeping) futexWake(word_);
 }
 
 bool ExitSlot::stopRequested() const { return word_.load() & kStop; }
 
-bool ExitSlot::pending() const { return (word_.load() & (kPosted | kStop)) == kPosted; }
+bool ExitSlot::pending() const { return (word_.load() & (kPosted | kCancel)) == kPosted; }
 
 ExitSlot::Outcome ExitSlot::handOff(ExitChannel& channel, const GuestAccess& access) {
   access_ = access;
-  // Publishing fails only if a stop was requested: then the access is never answered.
-  uint32_t idle = 0;
-  if (!word_.compare_exchange_strong(idle, kPosted)) return Outcome::Stopped;
+  // Posted even after a stop request (the access must complete before the
+  // vCPU stops); never after cancel(): no answer would come.
+  uint32_t word = word_.load();
+  do {
+    if (word & kCancel) return Outcome::Cancelled;
+  } while (!word_.compare_exchange_weak(word, word | kPosted));
   channel.notify();
   return wait();
 }
@@ -101,20 +107,20 @@ ExitSlot::Outcome ExitSlot::wait() {
   if (VcpuThreadScope::coreToSpare()) {
     int64_t spinUntil = nowNanoseconds() + kSpinNanoseconds;
     // Reading the clock costs more than a pause: look at it every 64 spins.
-    for (unsigned spins = 0; (word & kPosted) && !(word & kStop); word = word_.load()) {
+    for (unsigned spins = 0; (word & kPosted) && !(word & kCancel); word = word_.load()) {
       if (++spins % 64 == 0 && nowNanoseconds() >= spinUntil) break;
       __builtin_ia32_pause();
     }
   }
-  while ((word & kPosted) && !(word & kStop)) {
+  while ((word & kPosted) && !(word & kCancel)) {
     // kSleeping tells the JS thread to wake us; the wait returns at once if the word changed meanwhile.
     if (!(word & kSleeping) && !word_.compare_exchange_weak(word, word | kSleeping)) continue;
     futexWait(word_, word | kSleeping);
     word = word_.load();
   }
-  if (word & kStop) return Outcome::Stopped;
-  // Back to idle for the next access, keeping a stop that may have just arrived.
-  word = word_.fetch_and(kStop);
+  if (word & kCancel) return Outcome::Cancelled;
+  // Back to idle for the next access, keeping a stop or cancel that may have just arrived.
+  word = word_.fetch_and(kStop | kCancel);
   return (word & kFailed) ? Outcome::HandlerFailed : Outcome::Answered;
 }
 
@@ -223,8 +229,8 @@ void ExitChannel::deliverExit(ExitSlot& slot) {
       slot.answer(ExitSlot::kFailed);
       return;
     }
-    // stop() or close() inside the handler released the vCPU thread, and its
-    // kvm_run area may be gone: nothing more is read or written.
+    // close() inside the handler released the vCPU thread, and its kvm_run
+    // area may be gone: nothing more is read or written.
     if (!slot.pending()) return;
     if (access.isWrite) continue;
     if (result.IsBigInt()) {

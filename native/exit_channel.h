@@ -59,7 +59,7 @@ class VcpuThreadScope {
 /** The mailbox of one vCPU, shared by its Vcpu and the ExitChannel. */
 class ExitSlot {
  public:
-  enum class Outcome { Answered, Stopped, HandlerFailed };
+  enum class Outcome { Answered, Cancelled, HandlerFailed };
 
   explicit ExitSlot(uint32_t vcpuId) : vcpuId_(vcpuId) {}
   ExitSlot(const ExitSlot&) = delete;
@@ -67,14 +67,21 @@ class ExitSlot {
 
   uint32_t vcpuId() const { return vcpuId_; }
 
-  // Any thread. Sticky: once requested, every wait and every later handOff ends at once.
+  // Any thread, sticky.
+  /**
+   * The vCPU stops once it has no access in flight: a posted access is still
+   * answered by the JS thread, so that the vCPU can complete it and stop in a
+   * consistent state (a snapshot can be taken then).
+   */
   void requestStop();
+  /** Also ends every wait and every later handOff at once, dropping the access (close() is final). */
+  void cancel();
   bool stopRequested() const;
   /** Posted and neither answered nor cancelled: the vCPU thread is parked outside KVM_RUN. */
   bool pending() const;
 
   // vCPU thread.
-  /** Publishes `access`, wakes the JS thread and waits for the answer. */
+  /** Publishes `access`, wakes the JS thread and waits for the answer (or for cancel()). */
   Outcome handOff(ExitChannel& channel, const GuestAccess& access);
   /** Why the handler failed, after handOff returned HandlerFailed. */
   const std::string& failure() const { return failure_; }
@@ -87,6 +94,7 @@ class ExitSlot {
   static constexpr uint32_t kSleeping = 2;  // the vCPU thread sleeps (or is about to) on the futex
   static constexpr uint32_t kStop = 4;      // stop requested
   static constexpr uint32_t kFailed = 8;    // the handler threw instead of answering
+  static constexpr uint32_t kCancel = 16;   // no answer will come: the VM is closing
 
   Outcome wait();
   /** JS thread: clears kPosted (setting `extraBits`) and wakes the vCPU thread. */

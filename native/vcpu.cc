@@ -111,7 +111,7 @@ Vcpu::Vcpu(uint32_t id, UniqueFd fd, kvm_run* run, size_t runSize)
     : fd_(std::move(fd)), run_(run), runSize_(runSize), slot_(std::make_shared<ExitSlot>(id)) {}
 
 Vcpu::~Vcpu() {
-  requestStop();
+  requestCancel();
   join();
   close();
 }
@@ -147,6 +147,15 @@ void Vcpu::start(Napi::Env env, ExitChannel& channel) {
 
 void Vcpu::requestStop() {
   slot_->requestStop();
+  kick();
+}
+
+void Vcpu::requestCancel() {
+  slot_->cancel();
+  kick();
+}
+
+void Vcpu::kick() {
   if (!thread_.joinable()) return;
   // immediate_exit covers the window between the thread's stop check and its
   // entry into KVM_RUN; the signal interrupts a KVM_RUN already in progress.
@@ -176,22 +185,32 @@ void Vcpu::threadMain(ExitChannel& channel) {
 
   StopReason reason = StopReason::Stopped;
   std::string detail;
-  while (!slot_->stopRequested()) {
-    if (ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+  // An answered port/MMIO access is complete (RIP past it, a read's value in
+  // its register) only once KVM_RUN is entered again. When stopping, that
+  // KVM_RUN runs with immediate_exit set: it completes the access and returns
+  // EINTR without running guest code.
+  bool accessInFlight = false;
+  while (!slot_->stopRequested() || accessInFlight) {
+    if (slot_->stopRequested()) __atomic_store_n(&run_->immediate_exit, 1, __ATOMIC_SEQ_CST);
+    int result = ioctl(fd_.get(), KVM_RUN, 0);
+    accessInFlight = false;
+    if (result < 0) {
       int err = errno;
       if (err == EINTR || err == EAGAIN) continue;
       reason = StopReason::Error;
       detail = "ioctl(KVM_RUN): " + describeErrno(err) + ripSuffix();
       break;
     }
-    if (!handleExit(channel, reason, detail)) break;
+    // Completing an access may exit again (the next chunk of a string port
+    // access or of a split MMIO access): that one is handled the same way.
+    if (!handleExit(channel, reason, detail, accessInFlight)) break;
   }
   // The JS thread may touch this vCPU's state from onStop on.
   threadActive_.store(false);
   channel.reportStop(*slot_, reason, std::move(detail));
 }
 
-bool Vcpu::handleExit(ExitChannel& channel, StopReason& reason, std::string& detail) {
+bool Vcpu::handleExit(ExitChannel& channel, StopReason& reason, std::string& detail, bool& accessInFlight) {
   const kvm_run& run = *run_;
   switch (run.exit_reason) {
     case KVM_EXIT_IO: {
@@ -205,7 +224,7 @@ bool Vcpu::handleExit(ExitChannel& channel, StopReason& reason, std::string& det
       }
       GuestAccess access{GuestAccess::Kind::Pio, io.port, io.size, io.count, io.direction == KVM_EXIT_IO_OUT,
                          reinterpret_cast<uint8_t*>(run_) + io.data_offset};
-      return emulate(channel, access, reason, detail);
+      return emulate(channel, access, reason, detail, accessInFlight);
     }
     case KVM_EXIT_MMIO: {
       auto& mmio = run_->mmio;
@@ -215,7 +234,7 @@ bool Vcpu::handleExit(ExitChannel& channel, StopReason& reason, std::string& det
         return false;
       }
       GuestAccess access{GuestAccess::Kind::Mmio, mmio.phys_addr, mmio.len, 1, mmio.is_write != 0, mmio.data};
-      return emulate(channel, access, reason, detail);
+      return emulate(channel, access, reason, detail, accessInFlight);
     }
     case KVM_EXIT_INTR:
       return true;
@@ -252,11 +271,13 @@ bool Vcpu::handleExit(ExitChannel& channel, StopReason& reason, std::string& det
   }
 }
 
-bool Vcpu::emulate(ExitChannel& channel, const GuestAccess& access, StopReason& reason, std::string& detail) {
+bool Vcpu::emulate(ExitChannel& channel, const GuestAccess& access, StopReason& reason, std::string& detail,
+                   bool& accessInFlight) {
   switch (slot_->handOff(channel, access)) {
     case ExitSlot::Outcome::Answered:
+      accessInFlight = true;
       return true;
-    case ExitSlot::Outcome::Stopped:
+    case ExitSlot::Outcome::Cancelled:
       reason = StopReason::Stopped;
       return false;
     case ExitSlot::Outcome::HandlerFailed:

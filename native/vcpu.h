@@ -45,8 +45,14 @@ class Vcpu {
   // JS thread.
   /** Starts the thread running KVM_RUN; throws if the thread cannot be created. */
   void start(Napi::Env env, ExitChannel& channel);
-  /** Non-blocking, idempotent, safe before start() and after the thread ended. */
+  /**
+   * Non-blocking, idempotent, safe before start() and after the thread ended.
+   * The thread completes an access in flight (after its answer) without
+   * running guest code, then stops: its state is then consistent.
+   */
   void requestStop();
+  /** requestStop() that also stops waiting for an answer, dropping the access: for close(). */
+  void requestCancel();
   void join();
   /** After join(): closes the fd and unmaps kvm_run. Idempotent. */
   void close();
@@ -54,10 +60,13 @@ class Vcpu {
  private:
   Vcpu(uint32_t id, UniqueFd fd, kvm_run* run, size_t runSize);
 
+  /** Makes the thread leave KVM_RUN (or enter it only to complete an access) and look at its slot. */
+  void kick();
   void threadMain(ExitChannel& channel);
   /** Handles the exit in kvm_run; false (with reason and detail set) when the vCPU must stop. */
-  bool handleExit(ExitChannel& channel, StopReason& reason, std::string& detail);
-  bool emulate(ExitChannel& channel, const GuestAccess& access, StopReason& reason, std::string& detail);
+  bool handleExit(ExitChannel& channel, StopReason& reason, std::string& detail, bool& accessInFlight);
+  bool emulate(ExitChannel& channel, const GuestAccess& access, StopReason& reason, std::string& detail,
+               bool& accessInFlight);
   /** ", rip 0x..." for stop details: it makes guest bugs diagnosable. */
   std::string ripSuffix() const;
 

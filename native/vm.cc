@@ -302,7 +302,7 @@ void Vm::Run(const Napi::CallbackInfo& info) {
     for (auto& vcpu : vcpus_) vcpu->start(env, *channel_);
   } catch (const Napi::Error&) {
     // All or nothing: no callback is ever made for a run() that threw.
-    stop();
+    cancel();
     joinThreads();
     throw;
   }
@@ -317,6 +317,11 @@ void Vm::stop() {
   for (auto& vcpu : vcpus_) vcpu->requestStop();
 }
 
+void Vm::cancel() {
+  stopRequested_ = true;
+  for (auto& vcpu : vcpus_) vcpu->requestCancel();
+}
+
 void Vm::joinThreads() {
   for (auto& vcpu : vcpus_) vcpu->join();
   if (channel_) channel_->release();
@@ -325,8 +330,8 @@ void Vm::joinThreads() {
 void Vm::close() {
   if (closed_) return;
   closed_ = true;
-  // Never blocks for long: stopped vCPU threads leave without waiting for JS.
-  stop();
+  // Never blocks for long: cancelled vCPU threads leave without waiting for JS.
+  cancel();
   joinThreads();
   if (cleanupHookAdded_) {
     napi_remove_env_cleanup_hook(Env(), onEnvCleanup, this);

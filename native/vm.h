@@ -59,6 +59,8 @@ class Vm : public Napi::ObjectWrap<Vm> {
                     MemorySlot holder);
   void checkOwnEventfd(Napi::Env env, const std::string& syscall, int fd) const;
   void stop();
+  /** stop() without waiting for answers: vCPU threads parked in a handoff leave at once. */
+  void cancel();
   /** After every vCPU thread ended (or was told to): joins them and releases the channel. */
   void joinThreads();
   void close();

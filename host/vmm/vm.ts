@@ -4,13 +4,15 @@
 import fs from 'node:fs';
 import { HakoError } from '../errors.js';
 import type { ExitHandler, NativeVcpu, NativeVm, Regs, StopReason } from '../native.js';
-import { applyTemplate } from '../cpu/template.js';
+import { applyTemplate, defaultTemplate } from '../cpu/template.js';
 import { vcpuCpuid } from '../cpu/cpuid.js';
 import { detectKernel, loadLinux } from '../boot/loader.js';
 import { HIGH_RAM_BASE, lowRamBytes } from '../boot/layout.js';
 import { loadDevices, type Devices } from '../wasm/devices.js';
 import { validateVcpuLimit, validateVmConfig, type VmConfig } from './config.js';
-import { openKvm } from './kvm.js';
+import { isPvmHost, openKvm, type KvmHost } from './kvm.js';
+import { captureVcpu, captureVm, readableMsrs, restoreVcpu, restoreVm } from '../snapshot/machine_state.js';
+import { memoryFile, readManifest, readState, sha256, writeSnapshot, type SnapshotManifest } from '../snapshot/format.js';
 import { bootMsrs, configureLapicLints } from './vcpu_setup.js';
 
 export type VmExitKind =
@@ -34,6 +36,19 @@ export interface VmOptions {
 
 const MIB = 1024 * 1024;
 
+/** What a VM is made of, as a snapshot's manifest records it. */
+type VmIdentity = Pick<SnapshotManifest, 'vm' | 'inputs'>;
+
+/** How assemble() fills a new VM: by booting a kernel or by restoring a snapshot. */
+interface MachineSetup {
+  /** Fills guest RAM (the low window `ram` of `memory`) before it is registered with KVM. */
+  loadRam(ram: Uint8Array, memory: WebAssembly.Memory): void;
+  /** Sets vCPU `id`'s state after its CPUID. */
+  initVcpu(vcpu: NativeVcpu, id: number): void;
+  /** Runs once all vCPUs exist. */
+  finish?(kvmVm: NativeVm, devices: Devices): void;
+}
+
 function readInput(path: string, what: string): Uint8Array {
   try {
     return fs.readFileSync(path);
@@ -56,14 +71,20 @@ export class Vm {
   private running = 0;
   private finished!: Promise<VmExit>;
   private pendingConsole: number[] = [];
+  /** Runs once every vCPU has stopped, before KVM resources are released (snapshot()). */
+  private beforeClose: (() => void) | undefined;
 
   private constructor(
+    private readonly kvm: KvmHost,
     private readonly kvmVm: NativeVm,
     private readonly vcpus: NativeVcpu[],
     private readonly devices: Devices,
     private readonly options: VmOptions,
+    /** What a snapshot of this VM records about it. */
+    private readonly identity: VmIdentity,
   ) {}
 
+  /** Boots `config.kernel` in a new VM; call run() to start it. */
   static async create(config: VmConfig, options: VmOptions = {}): Promise<Vm> {
     // Everything that can be checked without KVM first, so bad input is named
     // as such even on a host without /dev/kvm.
@@ -73,7 +94,72 @@ export class Vm {
     const initrd = config.initrd === undefined ? undefined : readInput(config.initrd, 'initrd');
     const kvm = openKvm();
     validateVcpuLimit(config.vcpus, kvm.maxVcpus);
+    const ramBytes = config.memoryMiB * MIB;
+    const identity: VmIdentity = {
+      vm: { vcpus: config.vcpus, memoryMiB: config.memoryMiB, cpuTemplate: config.cpuTemplate, cmdline: config.cmdline },
+      inputs: { kernel: sha256(kernel), ...(initrd ? { initrd: sha256(initrd) } : {}) },
+    };
+    const msrs = bootMsrs(kvm.addon.getMsrIndexList());
+    let boot: ReturnType<typeof loadLinux>;
+    return Vm.assemble(kvm, identity, options, {
+      loadRam: (ram) => {
+        boot = loadLinux(ram, {
+          kernel, kernelName: config.kernel, initrd, initrdName: config.initrd, cmdline: config.cmdline, ramBytes, vcpus: config.vcpus,
+        });
+      },
+      initVcpu: (vcpu, id) => {
+        vcpu.setMsrs(msrs);
+        vcpu.resetFpu();
+        vcpu.setLapic(configureLapicLints(vcpu.getLapic()));
+        if (id === 0) {
+          vcpu.setSregs({ ...vcpu.getSregs(), ...boot.sregs });
+          vcpu.setRegs({ ...zeroRegs(), ...boot.regs });
+        }
+      },
+    });
+  }
 
+  /**
+   * A new VM that continues where the snapshot in `dir` stopped: guest RAM is
+   * a copy-on-write mapping of the snapshot's memory file, so it starts
+   * without copying and clones share unwritten pages. Call run() to start it.
+   */
+  static async restore(dir: string, options: VmOptions = {}): Promise<Vm> {
+    const manifest = readManifest(dir);
+    const state = readState(dir);
+    const kvm = openKvm();
+    const pvm = isPvmHost();
+    if (manifest.host.pvm !== pvm) {
+      throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir} was made on a ${manifest.host.pvm ? 'PVM' : 'non-PVM'} host; this host is ${pvm ? 'PVM' : 'not PVM'}`);
+    }
+    if (manifest.vm.cpuTemplate !== defaultTemplate(pvm)) {
+      throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir} was made with CPU template ${manifest.vm.cpuTemplate}; this host runs ${defaultTemplate(pvm)}`);
+    }
+    if (state.vcpus.length !== manifest.vm.vcpus) throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir}: state for ${state.vcpus.length} vCPUs, manifest says ${manifest.vm.vcpus}`);
+    validateVcpuLimit(manifest.vm.vcpus, kvm.maxVcpus);
+    const caps = kvm.addon.kvmInfo();
+    return Vm.assemble(kvm, { vm: manifest.vm, inputs: manifest.inputs }, options, {
+      loadRam: (ram, memory) => {
+        if (ram.byteLength !== manifest.memory.bytes) {
+          throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir}: ${manifest.memory.bytes} bytes of memory for ${manifest.vm.memoryMiB} MiB of RAM`);
+        }
+        kvm.addon.mapMemoryFile(memory.buffer, ram.byteLength, memoryFile(dir), memory);
+      },
+      initVcpu: (vcpu, id) => {
+        if (vcpu.getTscKhz() !== manifest.host.tscKhz) {
+          throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir} was made with a ${manifest.host.tscKhz} kHz TSC; this host's is ${vcpu.getTscKhz()} kHz`);
+        }
+        restoreVcpu(vcpu, state.vcpus[id]!, caps);
+      },
+      finish: (kvmVm, devices) => {
+        restoreVm(kvmVm, state.vm);
+        devices.restoreState(state.devices);
+      },
+    });
+  }
+
+  /** Creates devices, memory, KVM VM and vCPUs; `setup` fills RAM and vCPU state (boot or restore). */
+  private static async assemble(kvm: KvmHost, identity: VmIdentity, options: VmOptions, setup: MachineSetup): Promise<Vm> {
     // Device callbacks need the Vm; bind them late through this box.
     let vm: Vm | undefined;
     const devices = await loadDevices({
@@ -86,38 +172,64 @@ export class Vm {
       wallClockSeconds: () => Date.now() / 1000,
     });
 
-    const ramBytes = config.memoryMiB * MIB;
+    const { vcpus: vcpuCount, memoryMiB, cpuTemplate } = identity.vm;
+    const ramBytes = memoryMiB * MIB;
     const lowBytes = lowRamBytes(ramBytes);
     const kvmVm = new kvm.addon.Vm();
     try {
+      setup.loadRam(new Uint8Array(devices.memory.buffer, 0, lowBytes), devices.memory);
       kvmVm.setMemory(0, 0, devices.memory.buffer, lowBytes, devices.memory);
       if (ramBytes > lowBytes) kvmVm.addAnonymousMemory(1, HIGH_RAM_BASE, ramBytes - lowBytes);
 
-      const boot = loadLinux(new Uint8Array(devices.memory.buffer, 0, lowBytes), {
-        kernel, kernelName: config.kernel, initrd, initrdName: config.initrd, cmdline: config.cmdline, ramBytes, vcpus: config.vcpus,
-      });
-
-      const cpuid = applyTemplate(kvm.addon.getSupportedCpuid(), config.cpuTemplate);
-      const msrs = bootMsrs(kvm.addon.getMsrIndexList());
+      const cpuid = applyTemplate(kvm.addon.getSupportedCpuid(), cpuTemplate);
       const vcpus: NativeVcpu[] = [];
-      for (let id = 0; id < config.vcpus; id++) {
+      for (let id = 0; id < vcpuCount; id++) {
         const vcpu = kvmVm.createVcpu(id);
-        vcpu.setCpuid(vcpuCpuid(cpuid, { apicId: id, vcpuCount: config.vcpus, tscKhz: vcpu.getTscKhz() }));
-        vcpu.setMsrs(msrs);
-        vcpu.resetFpu();
-        vcpu.setLapic(configureLapicLints(vcpu.getLapic()));
-        if (id === 0) {
-          vcpu.setSregs({ ...vcpu.getSregs(), ...boot.sregs });
-          vcpu.setRegs({ ...zeroRegs(), ...boot.regs });
-        }
+        vcpu.setCpuid(vcpuCpuid(cpuid, { apicId: id, vcpuCount, tscKhz: vcpu.getTscKhz() }));
+        setup.initVcpu(vcpu, id);
         vcpus.push(vcpu);
       }
-      vm = new Vm(kvmVm, vcpus, devices, options);
+      setup.finish?.(kvmVm, devices);
+      vm = new Vm(kvm, kvmVm, vcpus, devices, options, identity);
       return vm;
     } catch (e) {
       kvmVm.close();
       throw e;
     }
+  }
+
+  /**
+   * Stops the running guest at a consistent point and saves it to `dir` (a
+   * new directory); the VM does not resume: run() resolves with kind
+   * 'stopped'. Restore it with Vm.restore(dir).
+   */
+  snapshot(dir: string): Promise<void> {
+    if (this.running === 0) return Promise.reject(new HakoError('INVALID_ARGUMENT', 'only a running VM can be snapshotted'));
+    if (this.identity.vm.memoryMiB * MIB > lowRamBytes(this.identity.vm.memoryMiB * MIB)) {
+      return Promise.reject(new HakoError('INVALID_ARGUMENT', 'snapshots of VMs with RAM above the 3 GiB Wasm window are not supported yet'));
+    }
+    return new Promise((resolve, reject) => {
+      this.beforeClose = () => {
+        try {
+          if (this.exit?.kind !== 'stopped') throw new HakoError('VM_FAILED', `the guest stopped before the snapshot: ${this.exit?.detail}`);
+          const caps = this.kvm.addon.kvmInfo();
+          const msrIndices = readableMsrs(this.vcpus[0]!, this.kvm.addon.getMsrIndexList());
+          const lowBytes = lowRamBytes(this.identity.vm.memoryMiB * MIB);
+          writeSnapshot(dir, {
+            ...this.identity,
+            host: { pvm: isPvmHost(), tscKhz: this.vcpus[0]!.getTscKhz() },
+          }, new Uint8Array(this.devices.memory.buffer, 0, lowBytes), {
+            vcpus: this.vcpus.map((v) => captureVcpu(v, msrIndices, caps)),
+            vm: captureVm(this.kvmVm),
+            devices: this.devices.saveState(),
+          });
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      };
+      this.finish({ kind: 'stopped', detail: 'snapshot taken' });
+    });
   }
 
   /** Starts the vCPUs; resolves when the VM has stopped and released its KVM resources. */
@@ -137,6 +249,7 @@ export class Vm {
         if (reason !== 'stopped') this.finish(exitFromStop(vcpu, reason, detail));
         if (--this.running > 0) return;
         this.flushConsole();
+        this.beforeClose?.();
         this.kvmVm.close();
         resolve(this.exit ?? { kind: 'stopped', detail: 'all vCPUs stopped' });
       };

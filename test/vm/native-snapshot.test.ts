@@ -172,6 +172,82 @@ test('a guest saved mid-loop goes on counting in a new VM', async () => {
   assert.ok(loopRip(resumed.regs.rip), `rip ${resumed.regs.rip.toString(16)} is in the loop`);
 });
 
+// out dx, al; inc rax; jmp back. RAX counts the outs the guest completed: an
+// out is complete once RIP is past it (KVM completes it on the next KVM_RUN).
+const OUT_PORT = 0x80;
+const OUT_LOOP = [0x66, 0xba, OUT_PORT, 0x00, 0xee, 0x48, 0xff, 0xc0, 0xeb, 0xfa];
+const INC_ADDR = CODE_ADDR + 5;
+
+function outGuest(): Machine {
+  const m = machine();
+  const longMode = setupLongMode(m.ram);
+  m.ram.set(OUT_LOOP, CODE_ADDR);
+  m.vcpu.setSregs({ ...m.vcpu.getSregs(), ...longMode });
+  m.vcpu.setRegs({ ...m.vcpu.getRegs(), rax: 0n, rip: BigInt(CODE_ADDR), rflags: 2n });
+  return m;
+}
+
+/** Outs the guest completed, by its own count: RAX, plus one for an out completed just before its inc. */
+const completedOuts = (regs: Regs) => Number(regs.rax) + (regs.rip === BigInt(INC_ADDR) ? 1 : 0);
+
+/**
+ * Runs the out loop, calls stop() at a point `stopAt` picks (inside onExit or
+ * from a timer), and returns the onExit count and the state saved after 'stopped'.
+ */
+function runOutsUntilStopped(m: Machine, stopAt: (stop: () => void, exits: () => number) => void): Promise<{ exits: number; saved: Snapshot }> {
+  return new Promise((resolve, reject) => {
+    let exits = 0;
+    m.vm.run((_vcpu, kind, addr, _size, isWrite) => {
+      if (kind !== 'pio' || addr !== OUT_PORT || !isWrite) reject(new Error(`unexpected ${kind} access at ${addr}`));
+      exits++;
+      return undefined;
+    }, (_vcpu, reason, detail) => {
+      try {
+        if (reason !== 'stopped') throw new Error(`the guest stopped with ${reason}: ${detail}`);
+        resolve({ exits, saved: save(m) });
+      } catch (e) {
+        reject(e);
+      } finally {
+        m.vm.close();
+      }
+    });
+    stopAt(() => m.vm.stop(), () => exits);
+  });
+}
+
+/** A random stop point: inside the nth onExit, or from a timer or setImmediate while exits go on. */
+function randomStop(random: () => number): (stop: () => void, exits: () => number) => void {
+  const choice = Math.floor(random() * 3);
+  return (stop, exits) => {
+    if (choice === 0) {
+      const target = 1 + Math.floor(random() * 50);
+      const poll = () => (exits() >= target ? stop() : setImmediate(poll));
+      setImmediate(poll);
+    } else if (choice === 1) {
+      setTimeout(stop, random() * 3);
+    } else {
+      let ticks = Math.floor(random() * 20);
+      const tick = () => (ticks-- > 0 ? setImmediate(tick) : stop());
+      tick();
+    }
+  };
+}
+
+test('stop() loses and repeats no port access: the saved state continues the count exactly', async () => {
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = 0; i < 100; i++) {
+    const first = await runOutsUntilStopped(outGuest(), randomStop(random));
+    const done = completedOuts(first.saved.regs);
+    assert.is(first.exits, done,
+      `iteration ${i}: ${first.exits} onExit calls, the guest completed ${done} outs (rax ${first.saved.regs.rax}, rip 0x${first.saved.regs.rip.toString(16)})`);
+    if (i % 5 !== 0) continue;
+    const second = await runOutsUntilStopped(restore(first.saved), randomStop(random));
+    const total = completedOuts(second.saved.regs);
+    assert.is(first.exits + second.exits, total, `iteration ${i}: the restored guest went on counting from ${done}`);
+  }
+});
+
 test('every state accessor round-trips: get, set, get', () => {
   const { vm, vcpu } = loopGuest();
   try {

@@ -378,7 +378,7 @@ test('stop() before run(): the vCPUs report stopped as soon as they start', asyn
   assert.equal(stops.map((s) => s.reason), ['stopped', 'stopped']);
 });
 
-test('stop() inside onExit releases the waiting vCPU; no exit follows', async () => {
+test('stop() inside onExit still completes that access, and no exit follows', async () => {
   const guest = tinyGuest([...asm.movDx(0x80), ...asm.outAl, 0xeb, 0xfd]); // out dx, al; jmp back
   let exits = 0;
   let ripInHandler = 0n;

@@ -1,0 +1,144 @@
+// The on-disk snapshot: a directory holding
+//   manifest.json  format version, VM shape, input hashes, host facts, memory file facts
+//   state.json     KVM vCPU and VM state, device model state (blobs in base64)
+//   memory.bin     guest RAM, mapped copy-on-write by every restore
+// Written into a temporary directory and renamed, so a snapshot is whole or absent.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { HakoError } from '../errors.js';
+import type { CpuTemplateName } from '../cpu/template.js';
+import type { VcpuState, VmState } from './machine_state.js';
+
+export const SNAPSHOT_FORMAT_VERSION = 1;
+export const MEMORY_FILE = 'memory.bin';
+const MANIFEST_FILE = 'manifest.json';
+const STATE_FILE = 'state.json';
+
+export interface SnapshotManifest {
+  formatVersion: number;
+  createdAt: string;
+  vm: {
+    vcpus: number;
+    memoryMiB: number;
+    cpuTemplate: CpuTemplateName;
+    cmdline: string;
+  };
+  /** sha256 of the kernel and initrd the guest booted from. */
+  inputs: { kernel: string; initrd?: string };
+  /** Facts a restoring host must share: the guest's clock and CPU features depend on them. */
+  host: { pvm: boolean; tscKhz: number };
+  memory: { bytes: number; sha256: string; mtimeMs: number };
+}
+
+export interface SnapshotState {
+  vcpus: VcpuState[];
+  vm: VmState;
+  devices: Uint8Array;
+}
+
+const bad = (dir: string, what: string): never => {
+  throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir}: ${what}`);
+};
+
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+// JSON with the two types it lacks: bigint (registers) and Buffer (KVM structs).
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return { $bigint: value.toString() };
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString('base64') };
+  if (value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer') {
+    return { $bytes: Buffer.from((value as { data: number[] }).data).toString('base64') };
+  }
+  return value;
+}
+
+function reviver(_key: string, value: unknown): unknown {
+  if (value && typeof value === 'object') {
+    const v = value as { $bigint?: string; $bytes?: string };
+    if (typeof v.$bigint === 'string') return BigInt(v.$bigint);
+    if (typeof v.$bytes === 'string') return Buffer.from(v.$bytes, 'base64');
+  }
+  return value;
+}
+
+/** Writes a snapshot of `memory` (guest RAM) and `state` to `dir`, which must not exist yet. */
+export function writeSnapshot(dir: string, manifest: Omit<SnapshotManifest, 'formatVersion' | 'createdAt' | 'memory'>,
+  memory: Uint8Array, state: SnapshotState): SnapshotManifest {
+  if (fs.existsSync(dir)) throw new HakoError('INVALID_ARGUMENT', `snapshot directory ${dir} already exists`);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    const memoryPath = path.join(tmp, MEMORY_FILE);
+    fs.writeFileSync(memoryPath, memory);
+    const full: SnapshotManifest = {
+      formatVersion: SNAPSHOT_FORMAT_VERSION,
+      createdAt: new Date().toISOString(),
+      ...manifest,
+      memory: { bytes: memory.byteLength, sha256: sha256(memory), mtimeMs: fs.statSync(memoryPath).mtimeMs },
+    };
+    fs.writeFileSync(path.join(tmp, STATE_FILE), JSON.stringify(state, replacer));
+    fs.writeFileSync(path.join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2) + '\n');
+    fs.renameSync(tmp, dir);
+    return full;
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function readJson(dir: string, file: string, parse?: (k: string, v: unknown) => unknown): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dir, file), 'utf8');
+  } catch (e) {
+    return bad(dir, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text, parse);
+  } catch {
+    return bad(dir, `${file} is not valid JSON`);
+  }
+}
+
+/**
+ * Reads and checks a snapshot's manifest and its memory file. The memory file
+ * must have the recorded size; when its modification time differs from the
+ * recorded one (copied, or changed) its contents are hashed and compared too,
+ * so an untouched snapshot restores without reading all of guest RAM.
+ */
+export function readManifest(dir: string): SnapshotManifest {
+  const m = readJson(dir, MANIFEST_FILE) as Partial<SnapshotManifest>;
+  if (m.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
+    bad(dir, `format version ${JSON.stringify(m.formatVersion)} is not the one this hako reads (${SNAPSHOT_FORMAT_VERSION}); make the snapshot again`);
+  }
+  if (!m.vm || !m.inputs || !m.host || !m.memory) bad(dir, 'manifest.json lacks vm, inputs, host or memory');
+  const manifest = m as SnapshotManifest;
+  const memoryPath = path.join(dir, MEMORY_FILE);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(memoryPath);
+  } catch {
+    return bad(dir, `${MEMORY_FILE} is missing`);
+  }
+  if (stat.size !== manifest.memory.bytes) {
+    bad(dir, `${MEMORY_FILE} is ${stat.size} bytes, the manifest says ${manifest.memory.bytes} (truncated or replaced)`);
+  }
+  if (stat.mtimeMs !== manifest.memory.mtimeMs && sha256(fs.readFileSync(memoryPath)) !== manifest.memory.sha256) {
+    bad(dir, `${MEMORY_FILE} does not match the sha256 in the manifest (changed after the snapshot was taken)`);
+  }
+  return manifest;
+}
+
+export function readState(dir: string): SnapshotState {
+  const s = readJson(dir, STATE_FILE, reviver) as Partial<SnapshotState>;
+  if (!Array.isArray(s.vcpus) || !s.vm || !(s.devices instanceof Uint8Array)) bad(dir, `${STATE_FILE} lacks vcpus, vm or devices`);
+  return s as SnapshotState;
+}
+
+export function memoryFile(dir: string): string {
+  return path.join(dir, MEMORY_FILE);
+}
