@@ -3,8 +3,9 @@
 // new VM carries on from where it was.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isKvmError, native, type IrqchipId, type Msr, type NativeVcpu, type NativeVm, type Regs, type Sregs } from '../../host/native.js';
+import { isKvmError, native, type IrqchipId, type NativeVcpu, type NativeVm, type Regs } from '../../host/native.js';
 import { setupLongMode } from '../../host/boot/longmode.js';
+import { captureVcpu, captureVm, readableMsrs, restoreVcpu, restoreVm, type VcpuState, type VmState } from '../../host/snapshot/machine_state.js';
 
 const addon = native();
 const { xsave, xcrs } = addon.kvmInfo();
@@ -47,71 +48,27 @@ function loopGuest(): Machine {
 
 const counter = (ram: Uint8Array) => new DataView(ram.buffer).getBigUint64(COUNTER_ADDR, true);
 
-/** MSRs KVM lists that this vCPU can read: the ones a snapshot carries. */
-function savedMsrIndices(vcpu: NativeVcpu): number[] {
-  return addon.getMsrIndexList().filter((index) => {
-    try {
-      vcpu.getMsrs([index]);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+const caps = { xsave, xcrs };
 
 interface Snapshot {
   ram: Uint8Array;
-  regs: Regs;
-  sregs: Sregs;
-  msrs: Msr[];
-  fpu: Buffer;  // kvm_xsave when the host has XSAVE, else kvm_fpu
-  xcrs?: Buffer;
-  debugRegs: Buffer;
-  lapic: Buffer;
-  mpState: number;
-  events: Buffer;
-  irqchips: Buffer[];
-  pit: Buffer;
-  clock: Buffer;
+  vcpu: VcpuState;
+  vm: VmState;
 }
-
-const CHIPS: IrqchipId[] = [0, 1, 2];
 
 function save({ vm, vcpu, ram }: Machine): Snapshot {
   return {
     ram: ram.slice(),
-    regs: vcpu.getRegs(),
-    sregs: vcpu.getSregs(),
-    msrs: vcpu.getMsrs(savedMsrIndices(vcpu)),
-    fpu: xsave ? vcpu.getXsave() : vcpu.getFpu(),
-    xcrs: xcrs ? vcpu.getXcrs() : undefined,
-    debugRegs: vcpu.getDebugRegs(),
-    lapic: vcpu.getLapic(),
-    mpState: vcpu.getMpState(),
-    events: vcpu.getVcpuEvents(),
-    irqchips: CHIPS.map((chip) => vm.getIrqchip(chip)),
-    pit: vm.getPit2(),
-    clock: vm.getClock(),
+    vcpu: captureVcpu(vcpu, readableMsrs(vcpu, addon.getMsrIndexList()), caps),
+    vm: captureVm(vm),
   };
 }
 
-/** Loads a snapshot into a new VM, in the order Firecracker restores: sregs (APIC base) before the LAPIC, events last. */
 function restore(s: Snapshot): Machine {
   const m = machine();
   m.ram.set(s.ram);
-  CHIPS.forEach((chip) => m.vm.setIrqchip(chip, s.irqchips[chip]));
-  m.vm.setPit2(s.pit);
-  m.vm.setClock(s.clock);
-  m.vcpu.setMsrs(s.msrs);
-  m.vcpu.setSregs(s.sregs);
-  m.vcpu.setRegs(s.regs);
-  if (xsave) m.vcpu.setXsave(s.fpu);
-  else m.vcpu.setFpu(s.fpu);
-  if (s.xcrs) m.vcpu.setXcrs(s.xcrs);
-  m.vcpu.setDebugRegs(s.debugRegs);
-  m.vcpu.setLapic(s.lapic);
-  m.vcpu.setMpState(s.mpState);
-  m.vcpu.setVcpuEvents(s.events);
+  restoreVm(m.vm, s.vm);
+  restoreVcpu(m.vcpu, s.vcpu, caps);
   return m;
 }
 
@@ -158,18 +115,18 @@ test('a guest saved mid-loop goes on counting in a new VM', async () => {
   });
   const count = counter(saved.ram);
   assert.ok(count > 0n, 'the guest counted');
-  assert.ok(loopRip(saved.regs.rip), `rip ${saved.regs.rip.toString(16)} is in the loop`);
-  assert.ok(saved.regs.rax - count <= 1n && count - saved.regs.rax <= 1n, 'rax counts with the memory counter');
+  assert.ok(loopRip(saved.vcpu.regs.rip), `rip ${saved.vcpu.regs.rip.toString(16)} is in the loop`);
+  assert.ok(saved.vcpu.regs.rax - count <= 1n && count - saved.vcpu.regs.rax <= 1n, 'rax counts with the memory counter');
 
   const second = restore(saved);
-  assert.equal(second.vcpu.getRegs(), saved.regs);
-  assert.equal(second.vcpu.getLapic(), saved.lapic);
+  assert.equal(second.vcpu.getRegs(), saved.vcpu.regs);
+  assert.equal(second.vcpu.getLapic(), saved.vcpu.lapic);
   const resumed = await runFor(second, 100);
   const after = counter(resumed.ram);
   assert.ok(after > count, `the counter went on from ${count} (now ${after})`);
-  assert.ok(resumed.regs.rax > saved.regs.rax && after - resumed.regs.rax <= 1n && resumed.regs.rax - after <= 1n,
-    `rax ${resumed.regs.rax} went on along with the counter ${after}`);
-  assert.ok(loopRip(resumed.regs.rip), `rip ${resumed.regs.rip.toString(16)} is in the loop`);
+  assert.ok(resumed.vcpu.regs.rax > saved.vcpu.regs.rax && after - resumed.vcpu.regs.rax <= 1n && resumed.vcpu.regs.rax - after <= 1n,
+    `rax ${resumed.vcpu.regs.rax} went on along with the counter ${after}`);
+  assert.ok(loopRip(resumed.vcpu.regs.rip), `rip ${resumed.vcpu.regs.rip.toString(16)} is in the loop`);
 });
 
 // out dx, al; inc rax; jmp back. RAX counts the outs the guest completed: an
@@ -238,12 +195,12 @@ test('stop() loses and repeats no port access: the saved state continues the cou
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   for (let i = 0; i < 100; i++) {
     const first = await runOutsUntilStopped(outGuest(), randomStop(random));
-    const done = completedOuts(first.saved.regs);
+    const done = completedOuts(first.saved.vcpu.regs);
     assert.is(first.exits, done,
-      `iteration ${i}: ${first.exits} onExit calls, the guest completed ${done} outs (rax ${first.saved.regs.rax}, rip 0x${first.saved.regs.rip.toString(16)})`);
+      `iteration ${i}: ${first.exits} onExit calls, the guest completed ${done} outs (rax ${first.saved.vcpu.regs.rax}, rip 0x${first.saved.vcpu.regs.rip.toString(16)})`);
     if (i % 5 !== 0) continue;
     const second = await runOutsUntilStopped(restore(first.saved), randomStop(random));
-    const total = completedOuts(second.saved.regs);
+    const total = completedOuts(second.saved.vcpu.regs);
     assert.is(first.exits + second.exits, total, `iteration ${i}: the restored guest went on counting from ${done}`);
   }
 });
@@ -262,7 +219,7 @@ test('every state accessor round-trips: get, set, get', () => {
     if (xcrs) roundTrip('xcrs', () => vcpu.getXcrs(), (b) => vcpu.setXcrs(b));
     roundTrip('debug registers', () => vcpu.getDebugRegs(), (b) => vcpu.setDebugRegs(b));
     roundTrip('lapic', () => vcpu.getLapic(), (b) => vcpu.setLapic(b));
-    for (const chip of CHIPS) roundTrip(`irqchip ${chip}`, () => vm.getIrqchip(chip), (b) => vm.setIrqchip(chip, b));
+    for (const chip of [0, 1, 2] as IrqchipId[]) roundTrip(`irqchip ${chip}`, () => vm.getIrqchip(chip), (b) => vm.setIrqchip(chip, b));
     // KVM_SET_PIT2 reloads each channel's count, stamping it with the current
     // time: count_load_time (offset 16 of each 24-byte kvm_pit_channel_state) moves on.
     const withoutLoadTimes = (pit: Buffer) => {
