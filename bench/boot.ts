@@ -33,7 +33,8 @@ export async function benchBoot(opts: { runs: number; log: (line: string) => voi
   const pvmHost = isPvmHost();
   const cmdline = platformCmdline(bundledCmdline(guest, pvmHost), { pvmHost });
   const guestRamBytes = MEMORY_MIB * 1024 * 1024;
-  const hakoArgs = [path.join(repoRoot, 'dist', 'host', 'cli', 'main.js'), 'boot', '--memory', String(MEMORY_MIB), '--vcpus', '1'];
+  // A cold boot: no VM template (`npm run bench -- restore` measures those).
+  const hakoArgs = [path.join(repoRoot, 'dist', 'host', 'cli', 'main.js'), 'boot', '--no-template', '--memory', String(MEMORY_MIB), '--vcpus', '1'];
   const qemuArgs = qemuForGuest(guest, cmdline, MEMORY_MIB, 1, pvmHost);
   const hako: ProcessRun[] = [], qemu: ProcessRun[] = [], firstRun: number[] = [];
 

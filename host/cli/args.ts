@@ -4,11 +4,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HakoError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
-type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: false }>>;
+type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: boolean }>>;
 
-export function parse<T extends Options>(argv: string[], options: T, command: string): Parsed<T> {
+/** Parses `argv`; operands (positionals) are an error unless `allowPositionals`. */
+export function parse<T extends Options>(argv: string[], options: T, command: string, allowPositionals = false): Parsed<T> {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (e) {
     // parseArgs messages already name the option; keep their first line.
     const first = (e as Error).message.split('\n')[0]!;

@@ -3,6 +3,10 @@ import { bundledCmdline, bundledGuest } from '../guest.js';
 import { HakoError } from '../errors.js';
 import { CPU_TEMPLATES, defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { Vm, type VmExit } from '../vmm/vm.js';
+import { templateRoot } from '../template/cache.js';
+import { startClone } from '../template/clone.js';
+import { ensureTemplate } from '../template/create.js';
+import { bundledTemplateSpec, templateFits } from '../template/spec.js';
 import { isPvmHost } from '../vmm/kvm.js';
 import { platformCmdline } from '../vmm/cmdline.js';
 import { integerOption, parse } from './args.js';
@@ -12,6 +16,11 @@ export const bootHelp = `Usage: hako boot [options]
 Boots a Linux kernel in a KVM microVM; the guest's serial console is this
 terminal. Without options it boots the bundled guest that guest/ builds.
 
+The bundled guest (no --kernel, --initrd or --cmdline; the host's default
+CPU template; at most 3072 MiB) starts as a clone of a VM template, a
+snapshot taken once its init was up, in seconds. The template for the VM's
+shape is made first when missing (one cold boot; see 'hako template --help').
+
 Options:
   --kernel FILE          ELF vmlinux (PVH entry) or bzImage (default: bundled)
   --initrd FILE          initramfs (default: bundled, or none with --kernel)
@@ -20,6 +29,7 @@ Options:
   --vcpus N              number of vCPUs (default 1)
   --memory MiB           guest RAM, 64 to 4096 (default 256)
   --cpu-template NAME    host | compatible (default: compatible on PVM hosts, else host)
+  --no-template          cold-boot the bundled guest instead of cloning a template
   -h, --help             show this help
 
 Exit status: 0 when the guest powers off or reboots, 1 when it panics,
@@ -41,6 +51,7 @@ export async function boot(argv: string[]): Promise<number> {
     vcpus: { type: 'string' },
     memory: { type: 'string' },
     'cpu-template': { type: 'string' },
+    'no-template': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, 'boot');
   if (values.help) {
@@ -52,15 +63,32 @@ export async function boot(argv: string[]): Promise<number> {
     throw new HakoError('INVALID_ARGUMENT', `--cpu-template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(template)}`);
   }
   const pvmHost = isPvmHost();
-  const guest = values.kernel === undefined ? bundledGuest() : undefined;
-  const vm = await Vm.create({
-    kernel: values.kernel ?? guest!.vmlinux,
-    initrd: values.initrd ?? guest?.initrd,
-    cmdline: platformCmdline(values.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE), { pvmHost }),
-    vcpus: integerOption(values.vcpus, 'vcpus') ?? 1,
-    memoryMiB: integerOption(values.memory, 'memory') ?? 256,
-    cpuTemplate: (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost),
-  });
+  const vcpus = integerOption(values.vcpus, 'vcpus') ?? 1;
+  const memoryMiB = integerOption(values.memory, 'memory') ?? 256;
+  const cpuTemplate = (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost);
+  const fromTemplate = !values['no-template'] && values.kernel === undefined && values.initrd === undefined
+    && values.cmdline === undefined && cpuTemplate === defaultTemplate(pvmHost) && templateFits(memoryMiB);
+  let vm: Vm;
+  if (fromTemplate) {
+    const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost);
+    const { key, dir } = await ensureTemplate(spec, templateRoot(), { progress: (line) => console.error(`hako: ${line}`) });
+    try {
+      vm = await Vm.restore(dir);
+    } catch (e) {
+      if (!(e instanceof HakoError) || e.code !== 'BAD_SNAPSHOT') throw e;
+      throw new HakoError('BAD_SNAPSHOT', `${e.message}; remove the template with 'hako template rm ${key}' or boot with --no-template`, { cause: e });
+    }
+  } else {
+    const guest = values.kernel === undefined ? bundledGuest() : undefined;
+    vm = await Vm.create({
+      kernel: values.kernel ?? guest!.vmlinux,
+      initrd: values.initrd ?? guest?.initrd,
+      cmdline: platformCmdline(values.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE), { pvmHost }),
+      vcpus,
+      memoryMiB,
+      cpuTemplate,
+    });
+  }
 
   // The host stops the VM on Ctrl-C and when our stdout closes (e.g. `| head`);
   // the exit status then follows the shell's 128 + signal convention.
@@ -76,7 +104,7 @@ export async function boot(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   process.stdin.on('data', onInput);
   try {
-    const exit = await vm.run();
+    const exit = await (fromTemplate ? startClone(vm) : vm.run());
     if (exit.kind !== 'poweroff') console.error(`hako: ${exit.detail}`);
     return exit.kind === 'stopped' ? hostStopStatus ?? 1 : EXIT_STATUS[exit.kind];
   } finally {

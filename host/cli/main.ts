@@ -3,13 +3,15 @@
 // errors into one-line messages and exit codes (2 for bad input).
 import { isUsageError } from '../errors.js';
 import { boot } from './boot.js';
+import { template } from './template.js';
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { boot };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { boot, template };
 
 const usage = `Usage: hako <command> [options]
 
 Commands:
-  boot     boot a kernel in a microVM with the console on this terminal
+  boot       boot a kernel in a microVM with the console on this terminal
+  template   create, list and remove VM templates (snapshots 'hako boot' clones)
 
 Run 'hako <command> --help' for a command's options.`;
 

@@ -1,0 +1,105 @@
+// Creating a template: cold-boot the guest with the template hand-off
+// enabled, wait until init says it is waiting for its clone line, snapshot.
+import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HakoError } from '../errors.js';
+import { readManifest } from '../snapshot/format.js';
+import { Vm } from '../vmm/vm.js';
+import { templateDir, templateKey } from './cache.js';
+import { templateInputs, type TemplateSpec } from './spec.js';
+
+/** What init prints once it blocks for the clone line (guest/initramfs/init). */
+export const TEMPLATE_READY_MARKER = 'hako-init: template-ready';
+/** A cold boot takes about 30 s on PVM hosts (README.md); this leaves room for slower ones. */
+const DEFAULT_TIMEOUT_MS = 300_000;
+/** After the marker init makes one read() system call; let it get there so clones start blocked in it. */
+const SETTLE_MS = 200;
+const PROGRESS_EVERY_MS = 10_000;
+
+export interface CreateOptions {
+  /** One line of progress for humans (the CLI prints it on stderr). */
+  progress?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+export interface Template {
+  key: string;
+  dir: string;
+  /** True when this call made it (a cold boot), false when it was in the cache. */
+  created: boolean;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Cold-boots `spec` and snapshots it into `dir`, which must not exist. */
+async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOptions, key: string): Promise<void> {
+  const progress = opts.progress ?? (() => {});
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const started = performance.now();
+  progress(`creating VM template ${key} (cold boot of the guest: ${spec.vcpus} vCPU, ${spec.memoryMiB} MiB; about 30 s on PVM hosts)...`);
+
+  let output = '';
+  let onReady!: () => void;
+  const ready = new Promise<void>((resolve) => { onReady = resolve; });
+  const vm = await Vm.create(spec, {
+    console: (chunk) => {
+      output = (output + chunk.toString('latin1')).slice(-4096);
+      if (output.includes(TEMPLATE_READY_MARKER)) onReady();
+    },
+  });
+  const exit = vm.run();
+  const ticker = setInterval(() => progress(`  still booting, ${seconds(performance.now() - started)}`), PROGRESS_EVERY_MS);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const outcome = await Promise.race([
+      ready.then(() => 'ready' as const),
+      exit.then((e) => e),
+      new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), timeoutMs); }),
+    ]);
+    const tail = () => (output.trim() ? `; last console output:\n${output.trim().split('\n').slice(-10).join('\n')}` : '; the guest printed nothing');
+    if (outcome === 'timeout') {
+      vm.stop('template creation timed out');
+      await exit;
+      throw new HakoError('VM_FAILED', `the guest did not print '${TEMPLATE_READY_MARKER}' within ${seconds(timeoutMs)}${tail()}`);
+    }
+    if (outcome !== 'ready') {
+      throw new HakoError('VM_FAILED', `the guest stopped before '${TEMPLATE_READY_MARKER}': ${outcome.detail}${tail()}`);
+    }
+    await sleep(SETTLE_MS);
+    await vm.snapshot(dir);
+    await exit;
+  } finally {
+    clearInterval(ticker);
+    clearTimeout(timer);
+  }
+  progress(`VM template ${key} created in ${seconds(performance.now() - started)} (${dir})`);
+}
+
+/** Creations in progress in this process, by directory: two callers share one cold boot. */
+const pending = new Map<string, Promise<Template>>();
+
+/**
+ * The template for `spec` in `root`, created (a cold boot) when missing.
+ * Concurrent creators in other processes each boot, and the first rename
+ * wins; the others use the winner's snapshot.
+ */
+export function ensureTemplate(spec: TemplateSpec, root: string, opts: CreateOptions = {}): Promise<Template> {
+  const key = templateKey(templateInputs(spec));
+  const dir = templateDir(root, key);
+  if (fs.existsSync(dir)) return Promise.resolve({ key, dir, created: false });
+  const inFlight = pending.get(dir);
+  if (inFlight) return inFlight;
+  const creation = (async (): Promise<Template> => {
+    fs.mkdirSync(root, { recursive: true });
+    try {
+      await bootAndSnapshot(spec, dir, opts, key);
+      return { key, dir, created: true };
+    } catch (e) {
+      if (!fs.existsSync(dir)) throw e;
+      readManifest(dir); // another process created it meanwhile: use theirs if it is whole
+      return { key, dir, created: false };
+    }
+  })().finally(() => pending.delete(dir));
+  pending.set(dir, creation);
+  return creation;
+}

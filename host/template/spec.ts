@@ -1,0 +1,65 @@
+// Which guest a template holds: the bundled guest in a given VM shape, and
+// the key inputs that identify it.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { LOW_RAM_MAX } from '../boot/layout.js';
+import { defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
+import { HakoError } from '../errors.js';
+import { bundledCmdline, bundledGuest } from '../guest.js';
+import { platformCmdline } from '../vmm/cmdline.js';
+import type { TemplateInputs } from './cache.js';
+
+/** The command-line option that makes the guest's init hand off to the host (guest/initramfs/init). */
+export const TEMPLATE_CMDLINE_OPTION = 'hako.template=1';
+
+export interface TemplateSpec {
+  kernel: string;
+  initrd: string;
+  /** The complete command line, TEMPLATE_CMDLINE_OPTION included. */
+  cmdline: string;
+  vcpus: number;
+  memoryMiB: number;
+  cpuTemplate: CpuTemplateName;
+}
+
+const MIB = 1024 * 1024;
+
+/** Whether a template can hold that much RAM: snapshots do not cover RAM above the 3 GiB Wasm window yet. */
+export function templateFits(memoryMiB: number): boolean {
+  return memoryMiB * MIB <= LOW_RAM_MAX;
+}
+
+/** The bundled guest as a template of `vcpus` and `memoryMiB`, with this host's CPU template. */
+export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number }, pvmHost: boolean): TemplateSpec {
+  if (!templateFits(shape.memoryMiB)) {
+    throw new HakoError('INVALID_ARGUMENT', `templates hold at most ${LOW_RAM_MAX / MIB} MiB of RAM (snapshots do not cover RAM above the 3 GiB Wasm window yet), got --memory ${shape.memoryMiB}`);
+  }
+  const guest = bundledGuest();
+  return {
+    kernel: guest.vmlinux,
+    initrd: guest.initrd,
+    cmdline: `${platformCmdline(bundledCmdline(guest, pvmHost), { pvmHost })} ${TEMPLATE_CMDLINE_OPTION}`,
+    ...shape,
+    // Vm.restore accepts only the host's default CPU template.
+    cpuTemplate: defaultTemplate(pvmHost),
+  };
+}
+
+function fileSha256(file: string): string {
+  try {
+    return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  } catch (e) {
+    throw new HakoError('NOT_BUILT', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); run 'npm run setup'`, { cause: e });
+  }
+}
+
+export function templateInputs(spec: TemplateSpec): TemplateInputs {
+  return {
+    kernelSha256: fileSha256(spec.kernel),
+    initrdSha256: fileSha256(spec.initrd),
+    cmdline: spec.cmdline,
+    vcpus: spec.vcpus,
+    memoryMiB: spec.memoryMiB,
+    cpuTemplate: spec.cpuTemplate,
+  };
+}
