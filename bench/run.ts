@@ -4,14 +4,34 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../host/native.js';
 import { benchBoot, type BootResult } from './boot.js';
+import { benchRestore, type RestoreResult } from './restore.js';
 import { formatSummary } from './stats.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
+  restore: (quick: boolean) => benchRestore({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
 };
+type Result = BootResult | RestoreResult;
 type Name = keyof typeof benchmarks;
 
-function report(r: BootResult): string {
+function report(r: Result): string {
+  return r.name === 'boot' ? reportBoot(r) : reportRestore(r);
+}
+
+function reportRestore(r: RestoreResult): string {
+  const row = (what: string, t: string, c: string, ratio: string) => `| ${what} | ${t} | ${c} | ${ratio} |`;
+  return [
+    `### restore (${r.runs} interleaved runs of \`hako boot\`, medians and ranges)`,
+    '| measure | from a VM template | cold boot | template / cold |',
+    '| --- | --- | --- | --- |',
+    row('start to first KVM_RUN', formatSummary(r.template.firstKvmRunMs, 'ms'), formatSummary(r.cold.firstKvmRunMs, 'ms'), ''),
+    row('start to init marker', formatSummary(scale(r.template.markerMs, 1e-3), 's', 2), formatSummary(scale(r.cold.markerMs, 1e-3), 's'), r.ratio.markerMs.toFixed(3)),
+    row('start to exit', formatSummary(scale(r.template.exitMs, 1e-3), 's', 2), formatSummary(scale(r.cold.exitMs, 1e-3), 's'), r.ratio.exitMs.toFixed(3)),
+    row('VMM RSS without guest RAM', formatSummary(scale(r.template.vmmRssKiB, 1 / 1024), 'MiB'), formatSummary(scale(r.cold.vmmRssKiB, 1 / 1024), 'MiB'), ''),
+  ].join('\n');
+}
+
+function reportBoot(r: BootResult): string {
   const row = (what: string, hako: string, qemu: string, ratio: number) =>
     `| ${what} | ${hako} | ${qemu} | ${ratio.toFixed(2)} |`;
   return [
@@ -39,12 +59,18 @@ for (const n of names) {
   }
 }
 const selected = (names.length ? names : Object.keys(benchmarks)) as Name[];
-const results: BootResult[] = [];
+const results: Result[] = [];
 for (const name of selected) results.push(await benchmarks[name](quick));
 
-const text = results.map(report).join('\n\n');
-console.log(text);
+console.log(results.map(report).join('\n\n'));
+
+// The report keeps the latest result of every benchmark, so running one
+// benchmark updates its section and leaves the others as they were.
 const out = path.join(repoRoot, 'bench', 'results');
+const latest = path.join(out, 'latest.json');
+const previous: Result[] = fs.existsSync(latest) ? (JSON.parse(fs.readFileSync(latest, 'utf8')) as { results: Result[] }).results : [];
+const merged = [...previous.filter((p) => !results.some((r) => r.name === p.name)), ...results]
+  .sort((a, b) => Object.keys(benchmarks).indexOf(a.name) - Object.keys(benchmarks).indexOf(b.name));
 fs.mkdirSync(out, { recursive: true });
-fs.writeFileSync(path.join(out, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), quick, results }, null, 2) + '\n');
-fs.writeFileSync(path.join(out, 'latest.md'), text + '\n');
+fs.writeFileSync(latest, JSON.stringify({ date: new Date().toISOString(), quick, results: merged }, null, 2) + '\n');
+fs.writeFileSync(path.join(out, 'latest.md'), merged.map(report).join('\n\n') + '\n');
