@@ -116,40 +116,44 @@ kvm_sregs sregsFromJs(Napi::Value value) {
   return sregs;
 }
 
+namespace {
+
+// Converts a JS array element by element; `name` names the array and, with an
+// index, each element in error messages.
+template <typename T, typename Convert>
+std::vector<T> arrayFromJs(Napi::Value value, const std::string& name, Convert convert) {
+  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), name + " must be an array");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<T> out(array.Length());
+  for (uint32_t i = 0; i < out.size(); i++) out[i] = convert(array.Get(i), name + "[" + std::to_string(i) + "]");
+  return out;
+}
+
+#define HAKO_CPUID_FIELDS(X) X(function) X(index) X(flags) X(eax) X(ebx) X(ecx) X(edx)
+
+}  // namespace
+
 Napi::Array cpuidToJs(Napi::Env env, const kvm_cpuid_entry2* entries, uint32_t count) {
   Napi::Array array = Napi::Array::New(env, count);
   for (uint32_t i = 0; i < count; i++) {
-    const kvm_cpuid_entry2& e = entries[i];
     Napi::Object o = Napi::Object::New(env);
-    o.Set("function", e.function);
-    o.Set("index", e.index);
-    o.Set("flags", e.flags);
-    o.Set("eax", e.eax);
-    o.Set("ebx", e.ebx);
-    o.Set("ecx", e.ecx);
-    o.Set("edx", e.edx);
+#define X(f) o.Set(#f, entries[i].f);
+    HAKO_CPUID_FIELDS(X)
+#undef X
     array.Set(i, o);
   }
   return array;
 }
 
 std::vector<kvm_cpuid_entry2> cpuidFromJs(Napi::Value value) {
-  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "cpuid entries must be an array");
-  Napi::Array array = value.As<Napi::Array>();
-  std::vector<kvm_cpuid_entry2> entries(array.Length());
-  for (uint32_t i = 0; i < entries.size(); i++) {
-    std::string what = "cpuid[" + std::to_string(i) + "]";
-    Napi::Object o = toObject(array.Get(i), what);
-    kvm_cpuid_entry2& e = entries[i];
-    e.function = static_cast<uint32_t>(fieldUint(o, "function", what, kU32));
-    e.index = static_cast<uint32_t>(fieldUint(o, "index", what, kU32));
-    e.flags = static_cast<uint32_t>(fieldUint(o, "flags", what, kU32));
-    e.eax = static_cast<uint32_t>(fieldUint(o, "eax", what, kU32));
-    e.ebx = static_cast<uint32_t>(fieldUint(o, "ebx", what, kU32));
-    e.ecx = static_cast<uint32_t>(fieldUint(o, "ecx", what, kU32));
-    e.edx = static_cast<uint32_t>(fieldUint(o, "edx", what, kU32));
-  }
-  return entries;
+  return arrayFromJs<kvm_cpuid_entry2>(value, "cpuid", [](Napi::Value v, const std::string& what) {
+    Napi::Object o = toObject(v, what);
+    kvm_cpuid_entry2 e{};
+#define X(f) e.f = static_cast<uint32_t>(fieldUint(o, #f, what, kU32));
+    HAKO_CPUID_FIELDS(X)
+#undef X
+    return e;
+  });
 }
 
 Napi::Array msrsToJs(Napi::Env env, const std::vector<MsrEntry>& msrs) {
@@ -164,26 +168,16 @@ Napi::Array msrsToJs(Napi::Env env, const std::vector<MsrEntry>& msrs) {
 }
 
 std::vector<MsrEntry> msrsFromJs(Napi::Value value) {
-  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "msrs must be an array");
-  Napi::Array array = value.As<Napi::Array>();
-  std::vector<MsrEntry> msrs(array.Length());
-  for (uint32_t i = 0; i < msrs.size(); i++) {
-    std::string what = "msrs[" + std::to_string(i) + "]";
-    Napi::Object o = toObject(array.Get(i), what);
-    msrs[i].index = static_cast<uint32_t>(fieldUint(o, "index", what, kU32));
-    msrs[i].data = fieldBigUint64(o, "data", what);
-  }
-  return msrs;
+  return arrayFromJs<MsrEntry>(value, "msrs", [](Napi::Value v, const std::string& what) {
+    Napi::Object o = toObject(v, what);
+    return MsrEntry{static_cast<uint32_t>(fieldUint(o, "index", what, kU32)), fieldBigUint64(o, "data", what)};
+  });
 }
 
 std::vector<uint32_t> msrIndicesFromJs(Napi::Value value) {
-  if (!value.IsArray()) throw Napi::TypeError::New(value.Env(), "msr indices must be an array");
-  Napi::Array array = value.As<Napi::Array>();
-  std::vector<uint32_t> indices(array.Length());
-  for (uint32_t i = 0; i < indices.size(); i++) {
-    indices[i] = static_cast<uint32_t>(toUint(array.Get(i), "indices[" + std::to_string(i) + "]", kU32));
-  }
-  return indices;
+  return arrayFromJs<uint32_t>(value, "msr indices", [](Napi::Value v, const std::string& what) {
+    return static_cast<uint32_t>(toUint(v, what, kU32));
+  });
 }
 
 }  // namespace hako
