@@ -4,18 +4,36 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../host/native.js';
 import { benchBoot, type BootResult } from './boot.js';
+import { benchMemory, type MemoryResult, type MemoryRow } from './memory.js';
 import { benchRestore, type RestoreResult } from './restore.js';
 import { formatSummary } from './stats.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
   restore: (quick: boolean) => benchRestore({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
+  memory: (quick: boolean) => benchMemory({ quick, log: (l) => console.error(l) }),
 };
-type Result = BootResult | RestoreResult;
+type Result = BootResult | RestoreResult | MemoryResult;
 type Name = keyof typeof benchmarks;
 
 function report(r: Result): string {
-  return r.name === 'boot' ? reportBoot(r) : reportRestore(r);
+  return r.name === 'boot' ? reportBoot(r) : r.name === 'restore' ? reportRestore(r) : reportMemory(r);
+}
+
+function reportMemory(r: MemoryResult): string {
+  const mib = (kib: number | undefined, count: number) =>
+    kib === undefined ? '' : `${(kib / 1024).toFixed(0)} MiB (${(kib / 1024 / count).toFixed(1)} per VM)`;
+  const row = (x: MemoryRow) => x.notRun !== undefined
+    ? `| ${x.count} | ${x.kind} | ${x.notRun} | | | |`
+    : `| ${x.count} | ${x.kind} | ${mib(x.pssKsmOffKiB, x.count)} | ${mib(x.pssKsmOnKiB, x.count)} | `
+      + `${x.ksmPagesSharing ?? ''}${x.ksmSettleMs === undefined ? '' : ` (${(x.ksmSettleMs / 1000).toFixed(0)} s)`} | ${(x.allIdleMs! / 1000).toFixed(1)} s |`;
+  return [
+    `### memory (idle VMs of ${r.memoryMiB} MiB, summed PSS of the VMM processes, guest RAM included)`,
+    ...(r.ksmUnavailable ? [`KSM columns empty: ${r.ksmUnavailable}.`] : []),
+    '| VMs | started as | PSS, KSM off | PSS, KSM on | KSM pages_sharing (settle time) | start to all idle |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...r.rows.map(row),
+  ].join('\n');
 }
 
 function reportRestore(r: RestoreResult): string {

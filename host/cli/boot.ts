@@ -4,7 +4,7 @@ import { HakoError } from '../errors.js';
 import { CPU_TEMPLATES, defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { Vm, type VmExit } from '../vmm/vm.js';
 import { templateRoot } from '../template/cache.js';
-import { startClone } from '../template/clone.js';
+import { checkInitMode, startClone } from '../template/clone.js';
 import { ensureTemplate } from '../template/create.js';
 import { bundledTemplateSpec, templateFits } from '../template/spec.js';
 import { isPvmHost } from '../vmm/kvm.js';
@@ -30,6 +30,10 @@ Options:
   --memory MiB           guest RAM, 64 to 4096 (default 256)
   --cpu-template NAME    host | compatible (default: compatible on PVM hosts, else host)
   --no-template          cold-boot the bundled guest instead of cloning a template
+  --init-mode MODE       the bundled guest's init mode (guest/initramfs/init), e.g.
+                         idle (print 'hako-init: idle', sleep until stopped) or
+                         check; passed as hako.init=MODE when cold-booting and
+                         on the clone line to a clone (default: power off)
   -h, --help             show this help
 
 Exit status: 0 when the guest powers off or reboots, 1 when it panics,
@@ -52,6 +56,7 @@ export async function boot(argv: string[]): Promise<number> {
     memory: { type: 'string' },
     'cpu-template': { type: 'string' },
     'no-template': { type: 'boolean' },
+    'init-mode': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'boot');
   if (values.help) {
@@ -62,6 +67,7 @@ export async function boot(argv: string[]): Promise<number> {
   if (template !== undefined && !CPU_TEMPLATES.includes(template as CpuTemplateName)) {
     throw new HakoError('INVALID_ARGUMENT', `--cpu-template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(template)}`);
   }
+  const initMode = values['init-mode'] === undefined ? undefined : checkInitMode(values['init-mode']);
   const pvmHost = isPvmHost();
   const vcpus = integerOption(values.vcpus, 'vcpus') ?? 1;
   const memoryMiB = integerOption(values.memory, 'memory') ?? 256;
@@ -80,10 +86,11 @@ export async function boot(argv: string[]): Promise<number> {
     }
   } else {
     const guest = values.kernel === undefined ? bundledGuest() : undefined;
+    const cmdline = values.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE);
     vm = await Vm.create({
       kernel: values.kernel ?? guest!.vmlinux,
       initrd: values.initrd ?? guest?.initrd,
-      cmdline: platformCmdline(values.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE), { pvmHost }),
+      cmdline: platformCmdline(initMode === undefined ? cmdline : `${cmdline} hako.init=${initMode}`, { pvmHost }),
       vcpus,
       memoryMiB,
       cpuTemplate,
@@ -104,7 +111,7 @@ export async function boot(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   process.stdin.on('data', onInput);
   try {
-    const exit = await (fromTemplate ? startClone(vm) : vm.run());
+    const exit = await (fromTemplate ? startClone(vm, { initMode }) : vm.run());
     if (exit.kind !== 'poweroff') console.error(`hako: ${exit.detail}`);
     return exit.kind === 'stopped' ? hostStopStatus ?? 1 : EXIT_STATUS[exit.kind];
   } finally {

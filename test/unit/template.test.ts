@@ -39,6 +39,8 @@ test('the cache root: HAKO_CACHE_DIR, else XDG_CACHE_HOME/hako, else ~/.cache/ha
 
 test('the clone line carries the time in seconds, the hostname and the seed', () => {
   assert.is(cloneLine({ hostname: 'hako-1', seed: 'ab' }, 1_700_000_000_400), 'hako-clone 1700000000 hako-1 ab\n');
+  assert.is(cloneLine({ hostname: 'hako-1', seed: 'ab' }, 1_700_000_000_400, 'idle'), 'hako-clone 1700000000 hako-1 ab idle\n');
+  assert.throws(() => cloneLine({ hostname: 'hako-1', seed: 'ab' }, 0, 'idle check'), /init mode must be a lowercase word/);
 });
 
 test('list and remove: damaged entries are listed as unusable, leftovers are skipped, then removed by --all', () => {
