@@ -116,6 +116,9 @@ void Vm::registerSlot(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void
     if (err == EEXIST) what += " (overlaps another slot)";
     throwKvmError(env, syscall, err, what);
   }
+  // Best effort, as for memory files: KSM may merge identical guest pages
+  // across VMs; a kernel without CONFIG_KSM refuses and nothing changes.
+  madvise(host, size, MADV_MERGEABLE);
   slots_.emplace(slot, std::move(holder));
 }
 
