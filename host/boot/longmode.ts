@@ -97,18 +97,20 @@ function writePageTables(mem: Uint8Array): bigint {
   return BigInt(PML4_ADDR);
 }
 
+/** Writes the GDT; returns its tables with `cs` and flat data segments in every other segment register. */
+function flatSegments(mem: Uint8Array, cs: Segment): Partial<Sregs> {
+  const data = segment(DATA, SELECTORS.data);
+  return { ...writeGdt(mem), cs, ds: data, es: data, fs: data, gs: data, ss: data };
+}
+
 /**
  * Writes the GDT and page tables and returns the sregs fields to merge over
  * KVM_GET_SREGS for a start in 64-bit mode with paging on (Linux 64-bit boot
  * protocol: CS = __BOOT_CS, DS/ES/SS = __BOOT_DS, flat 4 GiB).
  */
 export function setupLongMode(mem: Uint8Array): Partial<Sregs> {
-  const tables = writeGdt(mem);
-  const data = segment(DATA, SELECTORS.data);
   return {
-    ...tables,
-    cs: segment(CODE64, SELECTORS.code64),
-    ds: data, es: data, fs: data, gs: data, ss: data,
+    ...flatSegments(mem, segment(CODE64, SELECTORS.code64)),
     cr0: CR0_PE | CR0_ET | CR0_PG,
     cr3: writePageTables(mem),
     cr4: CR4_PAE,
@@ -122,12 +124,8 @@ export function setupLongMode(mem: Uint8Array): Partial<Sregs> {
  * CR4 = 0, flat 4 GiB code and data segments, an active 32-bit TSS.
  */
 export function setupProtectedMode(mem: Uint8Array): Partial<Sregs> {
-  const tables = writeGdt(mem);
-  const data = segment(DATA, SELECTORS.data);
   return {
-    ...tables,
-    cs: segment(CODE32, SELECTORS.code32),
-    ds: data, es: data, fs: data, gs: data, ss: data,
+    ...flatSegments(mem, segment(CODE32, SELECTORS.code32)),
     cr0: CR0_PE | CR0_ET,
     cr3: 0n,
     cr4: 0n,
