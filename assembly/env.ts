@@ -20,3 +20,11 @@ export declare function wallClockSeconds(): f64;
 /** The guest wrote `code` to the exit port (our guest kernel: 0 = poweroff, 1 = panic). */
 @external("env", "guestExit")
 export declare function guestExit(code: u32): void;
+
+/** Pulses interrupt line `gsi` (an edge: the host writes the irqfd bound to it). */
+@external("env", "irqPulse")
+export declare function irqPulse(gsi: u32): void;
+
+/** Fills guest RAM [gpa, gpa + len) with random bytes; the range is in guest RAM (checked by the caller). */
+@external("env", "fillRandom")
+export declare function fillRandom(gpa: u64, len: u32): void;

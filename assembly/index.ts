@@ -1,12 +1,17 @@
 // The module's interface to the VMM (host/wasm/devices.ts): every port-I/O
 // and MMIO exit of a vCPU is forwarded here, and console input goes in
-// through serialReceive; device state is saved and restored for snapshots
+// through serialReceive; virtio devices are added and kicked through the
+// exports of virtio/; device state is saved and restored for snapshots
 // through a blob in the module's heap. Sizes are in bytes; values are
 // zero-extended.
 
 import { com1, mmio, pio } from './machine';
 import { restoreErrorTag, restoreMachineState, saveMachineState } from './machine_state';
 import { MAX_STATE_LENGTH } from './snapshot';
+
+export { setGuestRamBytes } from './virtio/guest_memory';
+export { addVirtioRng, virtioFailure, virtioNotify } from './virtio/devices';
+export { addVirtioBlock, ioComplete, ioCompleteEnd, ioInFlight } from './virtio/devices';
 
 /** A guest port read of `size` bytes (1, 2 or 4); unclaimed ports and other sizes read all ones. */
 export function ioRead(port: u32, size: u32): u32 {

@@ -24,8 +24,9 @@ test('wasm: the module imports exactly what loadDevices provides', () => {
   const module = new WebAssembly.Module(readFileSync(WASM_PATH));
   const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
   assert.equal(imports, [
-    'env.abort:function', 'env.consoleWrite:function', 'env.guestExit:function', 'env.irqLine:function',
-    'env.memory:memory', 'env.resetRequest:function', 'env.wallClockSeconds:function',
+    'env.abort:function', 'env.consoleWrite:function', 'env.fillRandom:function', 'env.guestExit:function',
+    'env.ioSubmit:function', 'env.irqLine:function', 'env.irqPulse:function', 'env.memory:memory',
+    'env.resetRequest:function', 'env.wallClockSeconds:function',
   ]);
 });
 
@@ -49,7 +50,7 @@ test('wasm: memoryImportLimits rejects what is not a Wasm binary, or a module wi
 
 test('wasm: loadDevices names the missing file and how to build it', async () => {
   try {
-    await loadDevices({ irqLine() {}, consoleWrite() {}, resetRequest() {}, guestExit() {}, wallClockSeconds: () => 0 }, '/nonexistent/hako.wasm');
+    await loadDevices({ irqLine() {}, consoleWrite() {}, resetRequest() {}, guestExit() {}, wallClockSeconds: () => 0, irqPulse() {}, fillRandom() {}, ioSubmit() {} }, '/nonexistent/hako.wasm');
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /\/nonexistent\/hako\.wasm.*npx asc --config asconfig\.json/);

@@ -1,0 +1,81 @@
+// The VM's virtio devices, in the order the host added them (the index the
+// exports take), each behind a virtio-mmio window on the MMIO bus. The host
+// adds them all before the guest runs; machine_state.ts saves one section each.
+
+import { mmio } from '../machine';
+import { VirtioDevice } from './device';
+import { VIRTIO_MMIO_WINDOW_SIZE, VirtioMmio } from './mmio';
+import { recordDevice, recordSlot, VirtioBlock } from './block/device';
+import { VirtioRng } from './rng/device';
+
+/** Snapshot section tags hold the index as one printable character, '0' + index. */
+export const MAX_VIRTIO_DEVICES: i32 = 64;
+
+export const virtioDevices: Array<VirtioMmio> = [];
+
+/** Puts `device` on the MMIO bus at `base` with interrupt line `gsi`; returns its index. Aborts on a wiring bug. */
+export function attachVirtioDevice(device: VirtioDevice, base: u64, gsi: u32): u32 {
+  if (virtioDevices.length >= MAX_VIRTIO_DEVICES) throw new Error('too many virtio devices');
+  const transport = new VirtioMmio(device, gsi);
+  mmio.register(base, VIRTIO_MMIO_WINDOW_SIZE, transport);
+  virtioDevices.push(transport);
+  return <u32>(virtioDevices.length - 1);
+}
+
+/** Adds a virtio-rng device; returns its index. */
+export function addVirtioRng(base: u64, gsi: u32): u32 {
+  return attachVirtioDevice(new VirtioRng(), base, gsi);
+}
+
+/** A kick of queue `queue` of device `device` through its ioeventfd; same effect as a QueueNotify write. */
+export function virtioNotify(device: u32, queue: u32): void {
+  if (device < <u32>virtioDevices.length) virtioDevices[device].notify(queue);
+}
+
+/** The QueueError (or device error) that put device `device` into DEVICE_NEEDS_RESET, 0 if none; for the host's logs. */
+export function virtioFailure(device: u32): u32 {
+  return device < <u32>virtioDevices.length ? virtioDevices[device].device.failure : 0;
+}
+
+/**
+ * Adds a virtio-blk device for host image file `file` of `capacitySectors`
+ * 512-byte sectors (its GET_ID serial is "hako-disk-<file>"); returns its index.
+ */
+export function addVirtioBlock(base: u64, gsi: u32, file: u32, capacitySectors: u64, readOnly: bool): u32 {
+  if (file > 0xffff) throw new Error('virtio-blk file index exceeds 16 bits');
+  const index = <u32>virtioDevices.length;
+  const added = attachVirtioDevice(new VirtioBlock(index, <u16>file, capacitySectors, readOnly), base, gsi);
+  assert(added == index);
+  return added;
+}
+
+/** virtio-blk device `index`, or null if there is no such device or it is of another kind. */
+function blockDevice(index: u32): VirtioBlock | null {
+  if (index >= <u32>virtioDevices.length) return null;
+  const device = virtioDevices[index].device;
+  return device instanceof VirtioBlock ? changetype<VirtioBlock>(device) : null;
+}
+
+/** The host finished I/O record `id` (virtio/io.ts) with `result` (bytes or -errno); unknown ids are ignored. */
+export function ioComplete(id: u32, result: i32): void {
+  const block = blockDevice(recordDevice(id));
+  if (block !== null) block.complete(recordSlot(id), result);
+}
+
+/** After a batch of ioComplete calls: raises the interrupts they earned and serves requests that waited for a slot. */
+export function ioCompleteEnd(): void {
+  for (let i = 0; i < virtioDevices.length; i++) {
+    const block = blockDevice(<u32>i);
+    if (block !== null) block.completeEnd();
+  }
+}
+
+/** I/O records submitted and not yet completed, over all block devices; the host drains to 0 before a snapshot. */
+export function ioInFlight(): u32 {
+  let count: u32 = 0;
+  for (let i = 0; i < virtioDevices.length; i++) {
+    const block = blockDevice(<u32>i);
+    if (block !== null) count += block.ioInFlight();
+  }
+  return count;
+}
