@@ -87,8 +87,8 @@ export type ExitHandler = (
 ) => bigint | void;
 
 /**
- * Called on the JS thread once per vCPU when its thread leaves KVM_RUN for
- * good. `detail` is '' for 'stopped'; for failures it names the cause and ends
+ * Called on the JS thread once per vCPU per run() when its thread leaves
+ * KVM_RUN. `detail` is '' for 'stopped'; for failures it names the cause and ends
  * with the guest RIP (", rip 0x..."). After 'stopped' the vCPU's state is
  * consistent (no port or MMIO access half done): it can be saved for a snapshot.
  */
@@ -185,10 +185,20 @@ export interface NativeVm {
   addIoeventfd(fd: number, addr: number, size: number, pio: boolean, datamatch?: number): void;
   /** KVM_IRQFD: writing to `fd` (from createEventfd()) raises `gsi`. */
   addIrqfd(fd: number, gsi: number): void;
+  /** Adds 1 to one of this VM's eventfds (e.g. an irqfd, which then injects its interrupt). */
+  signalEventfd(fd: number): void;
   /**
-   * Starts one thread per created vCPU running KVM_RUN; once per VM, after every createVcpu().
-   * Callbacks run with `this` set to the VM. While any vCPU runs, the VM is kept alive and
-   * keeps the event loop alive, whether or not JS still references it.
+   * Starts one thread per created vCPU running KVM_RUN, after every createVcpu(). Callbacks run with `this`
+   * set to the VM. While any vCPU runs, the VM is kept alive and keeps the event loop alive, whether or not
+   * JS still references it.
+   *
+   * A run ends when every vCPU has reported through onStop, whatever the reasons; run() may then be called
+   * again (from the last onStop on, e.g. after awaiting a promise it settled) until close(), with the same or
+   * new callbacks. The vCPUs go on from the state KVM holds: after a stop() exactly where they stopped (the
+   * last port/MMIO access was completed), or from any state set in between (state accessors work between
+   * runs). After a stop the guest caused the caller decides: an access whose onExit threw is completed with
+   * whatever data it holds, not repeated. While a run has not ended, run() throws a KvmError EBUSY
+   * (syscall 'run') saying whether it is still running or already stopping.
    */
   run(onExit: ExitHandler, onStop: StopHandler): void;
   /**
@@ -196,8 +206,10 @@ export interface NativeVm {
    * A vCPU in KVM_RUN is kicked out of it. A port/MMIO access already posted (or returned by that last
    * KVM_RUN) is still handed to onExit, in order as usual, and completed without running guest code
    * (KVM_RUN with immediate_exit) before the vCPU reports 'stopped': no access is lost or repeated, and once
-   * every vCPU reported, all vCPU and VM state can be saved and restored into a new VM. Idempotent,
-   * non-blocking, safe inside onExit/onStop; before run(), the vCPUs report 'stopped' as soon as run() starts them.
+   * every vCPU reported, all vCPU and VM state can be saved and restored into a new VM, or run() resumes it.
+   * Idempotent, non-blocking, safe inside onExit/onStop. A stop() made while no run is in progress (before
+   * the first run(), or from the last onStop of a run on) is for the next run(): its vCPUs report 'stopped'
+   * as soon as they start, without running guest code; a stop() made during a run is spent by that run.
    */
   stop(): void;
   /**
@@ -206,6 +218,52 @@ export interface NativeVm {
    * for onExit answers (an access not yet answered is dropped: close is final), and no callback follows.
    * Idempotent; a VM that is collected without close() is closed by its finalizer.
    */
+  close(): void;
+}
+
+/** An eventfd watched from the event loop (watchFd). */
+export interface FdWatch {
+  /**
+   * Stops watching; onReadable is not called again. Idempotent. Call it before the fd is closed
+   * (the VM's close() closes its eventfds). A watch collected without close() is closed by its finalizer.
+   */
+  close(): void;
+}
+
+/**
+ * The results of block I/O records, in completion order: `results[i]` belongs to the record with id
+ * `ids[i]` and is the record's full length (READ/WRITE), 0 (FLUSH/DISCARD/WRITE_ZEROES) or -errno
+ * (-22 EINVAL for a record that fails validation, -5 EIO for a read past the end of the file, -95
+ * EOPNOTSUPP for a discard or zeroing the file system cannot do).
+ */
+export type IoCompleteHandler = (ids: Uint32Array, results: Int32Array) => void;
+
+export interface IoEngineOptions {
+  /** io_uring submission queue size (rounded up to a power of two by the kernel; default 128, at most 32768). */
+  entries?: number;
+}
+
+/**
+ * Runs the I/O records of assembly/virtio/io.ts on image files with io_uring, reading and writing guest
+ * RAM in place. Results never come from inside submit(): they arrive through onComplete from the event
+ * loop (or inside drain()/close()). While anything is in flight the engine keeps the event loop and
+ * itself (and so the memory) alive.
+ */
+export interface IoEngine {
+  /** Adds an open file (the caller keeps ownership and closes it after close()); returns its record file index. */
+  attach(fd: number): number;
+  /**
+   * Takes `count` 32-byte records at Wasm address `recordsPtr` (read before it returns). A record that
+   * fails validation (unknown op or flags, unknown file, I/O vectors outside [0, guestBytes) or not adding
+   * up to its length, more than 1024 of them, offsets past 2^63) completes with -22. Throws a RangeError if
+   * the record array itself is outside the memory, a KvmError EBADF after close().
+   */
+  submit(recordsPtr: number, count: number): void;
+  /** Records submitted whose results were not delivered yet. */
+  inFlight(): number;
+  /** Blocks until every record in flight (and any onComplete submits meanwhile) is done and delivered. */
+  drain(): void;
+  /** Drains, then releases the ring. Idempotent; a collected engine is closed by its finalizer. */
   close(): void;
 }
 
@@ -237,6 +295,21 @@ export interface NativeAddon {
    */
   mapMemoryFile(buffer: ArrayBuffer, size: number, path: string, memory: WebAssembly.Memory): void;
   Vm: new () => NativeVm;
+  /**
+   * Calls onReadable(count) on the JS thread whenever the eventfd `fd` (e.g. from NativeVm.createEventfd)
+   * becomes readable, with the counter it read (and so reset). Never keeps the event loop alive by itself.
+   */
+  watchFd(fd: number, onReadable: (count: bigint) => void): FdWatch;
+  /** Fills target[offset, offset + length) from getrandom(2); a range outside the buffer is a RangeError. */
+  getRandom(target: ArrayBuffer, offset: number, length: number): void;
+  /**
+   * `memory` is guest RAM: pass the WebAssembly.Memory (its buffer is replaced when it grows, and records in
+   * the grown part are then still reachable) or one ArrayBuffer (records must then lie within its byteLength
+   * at construction). `guestBytes` bounds every I/O vector. Throws a KvmError of 'io_uring_setup' (e.g. EPERM:
+   * see /proc/sys/kernel/io_uring_disabled) where io_uring is unavailable.
+   */
+  IoEngine: new (memory: WebAssembly.Memory | ArrayBuffer, guestBytes: number, onComplete: IoCompleteHandler,
+    options?: IoEngineOptions) => IoEngine;
 }
 
 /** Errors thrown by the addon carry the syscall/ioctl and the errno name. */

@@ -1,8 +1,11 @@
 // Entry point: the exports of NativeAddon in host/native.ts.
 #include "addon.h"
 
+#include "fd_watch.h"
+#include "io_engine.h"
 #include "kvm_system.h"
 #include "memory_file.h"
+#include "random.h"
 #include "vcpu_object.h"
 #include "vm.h"
 
@@ -18,6 +21,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getMsrIndexList", Napi::Function::New(env, GetMsrIndexList, "getMsrIndexList"));
   exports.Set("mapMemoryFile", Napi::Function::New(env, MapMemoryFile, "mapMemoryFile"));
   exports.Set("Vm", Vm::Define(env));
+  exports.Set("watchFd", Napi::Function::New(env, WatchFd, "watchFd"));
+  exports.Set("getRandom", Napi::Function::New(env, GetRandom, "getRandom"));
+  exports.Set("IoEngine", IoEngine::Define(env));
   return exports;
 }
 

@@ -163,6 +163,13 @@ ExitChannel::ExitChannel(Napi::Env env, Napi::Object vm, Napi::Function onExit, 
       slots_(std::move(slots)),
       allStopped_(std::move(allStopped)) {}
 
+bool ExitChannel::allStopsDelivered() const {
+  for (const auto& slot : slots_) {
+    if (!slot->stopDelivered_) return false;
+  }
+  return true;
+}
+
 void ExitChannel::notify() { uv_async_send(async_); }
 
 void ExitChannel::reportStop(ExitSlot& slot, StopReason reason, std::string detail) {

@@ -1,7 +1,8 @@
 // The handoff between vCPU threads and the JS thread. A vCPU thread that hits
 // a port or MMIO access publishes it in its ExitSlot, wakes the JS thread and
 // waits; the JS thread calls onExit and answers through the slot. A vCPU
-// thread that leaves KVM_RUN for good reports why, and the JS thread calls onStop.
+// thread that leaves KVM_RUN reports why, and the JS thread calls onStop; once
+// every vCPU did, the run is over and a new run gets a new channel.
 //
 // Waking uses a libuv async handle (an eventfd in the JS thread's event loop):
 // measured here it wakes the JS thread in about half the time of a napi
@@ -111,7 +112,7 @@ class ExitSlot {
   bool stopDelivered_ = false;  // JS thread only
 };
 
-/** One per running VM: wakes the JS thread and calls onExit / onStop there. */
+/** One per run of a VM: wakes the JS thread and calls onExit / onStop there. */
 class ExitChannel {
  public:
   /**
@@ -124,6 +125,8 @@ class ExitChannel {
   ExitChannel(const ExitChannel&) = delete;
   ExitChannel& operator=(const ExitChannel&) = delete;
 
+  /** JS thread: onStop was called for every vCPU (the last one may still be on the stack). */
+  bool allStopsDelivered() const;
   /** vCPU thread: wakes the JS thread to look at the slots. */
   void notify();
   /** vCPU thread, once, as it leaves: onStop(vcpu, reason, detail) follows on the JS thread. */

@@ -127,7 +127,15 @@ int Vcpu::stateFd(Napi::Env env, const char* ioctlName) const {
   return fd_.get();
 }
 
+const std::shared_ptr<ExitSlot>& Vcpu::prepareRun() {
+  slot_ = std::make_shared<ExitSlot>(id());
+  return slot_;
+}
+
 void Vcpu::start(Napi::Env env, ExitChannel& channel) {
+  // The last run's stop left it set: KVM_RUN would return at once, forever.
+  // A stop requested for this run sets it again (kick), or is seen in the slot.
+  __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
   // The thread inherits a mask that blocks every signal, so that signals meant
   // for the process land on Node's threads; it then unblocks only the kick.
   sigset_t all, previous;

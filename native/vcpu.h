@@ -32,7 +32,7 @@ class Vcpu {
   ~Vcpu();
 
   uint32_t id() const { return slot_->vcpuId(); }
-  /** The handoff mailbox, shared with the ExitChannel. */
+  /** The handoff mailbox of the current (or last) run, shared with its ExitChannel. */
   const std::shared_ptr<ExitSlot>& slot() const { return slot_; }
 
   /**
@@ -43,7 +43,15 @@ class Vcpu {
   int stateFd(Napi::Env env, const char* ioctlName) const;
 
   // JS thread.
-  /** Starts the thread running KVM_RUN; throws if the thread cannot be created. */
+  /**
+   * Before each run, while no thread runs: a fresh mailbox, so that nothing of
+   * the last run (its stop request, its stop report) carries over. Returns it.
+   */
+  const std::shared_ptr<ExitSlot>& prepareRun();
+  /**
+   * Starts the thread running KVM_RUN from the state KVM holds (where the last
+   * run stopped); throws if the thread cannot be created.
+   */
   void start(Napi::Env env, ExitChannel& channel);
   /**
    * Non-blocking, idempotent, safe before start() and after the thread ended.
@@ -53,6 +61,7 @@ class Vcpu {
   void requestStop();
   /** requestStop() that also stops waiting for an answer, dropping the access: for close(). */
   void requestCancel();
+  /** Waits for the thread of the current run to end; afterwards start() may run it again. */
   void join();
   /** After join(): closes the fd and unmaps kvm_run. Idempotent. */
   void close();

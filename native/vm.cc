@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -53,6 +54,7 @@ Napi::Function Vm::Define(Napi::Env env) {
                          InstanceMethod<&Vm::CreateEventfd>("createEventfd"),
                          InstanceMethod<&Vm::AddIoeventfd>("addIoeventfd"),
                          InstanceMethod<&Vm::AddIrqfd>("addIrqfd"),
+                         InstanceMethod<&Vm::SignalEventfd>("signalEventfd"),
                          InstanceMethod<&Vm::GetIrqchip>("getIrqchip"),
                          InstanceMethod<&Vm::SetIrqchip>("setIrqchip"),
                          InstanceMethod<&Vm::GetPit2>("getPit2"),
@@ -161,9 +163,8 @@ Napi::Value Vm::CreateVcpu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t id = static_cast<uint32_t>(toUint(info[0], "vcpu id", 0xffffffff));
   int fd = vmFd(env, "ioctl(KVM_CREATE_VCPU)");
-  if (channel_) throwKvmError(env, "ioctl(KVM_CREATE_VCPU)", EBUSY, "vCPUs must be created before run()");
+  if (hasRun_) throwKvmError(env, "ioctl(KVM_CREATE_VCPU)", EBUSY, "vCPUs must be created before the first run()");
   vcpus_.push_back(Vcpu::create(env, fd, id, runSize_));
-  if (stopRequested_) vcpus_.back()->requestStop();
   return VcpuObject::New(env, Value(), vcpus_.back().get());
 }
 
@@ -222,6 +223,17 @@ void Vm::AddIrqfd(const Napi::CallbackInfo& info) {
   irqfd.gsi = static_cast<uint32_t>(toUint(info[1], "gsi", 0xffffffff));
   checkOwnEventfd(env, syscall, static_cast<int>(irqfd.fd));
   if (ioctl(vm, KVM_IRQFD, &irqfd) < 0) throwKvmError(env, syscall, errno, "gsi " + std::to_string(irqfd.gsi));
+}
+
+void Vm::SignalEventfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string syscall = "write(eventfd)";
+  vmFd(env, syscall);
+  int fd = static_cast<int>(toUint(info[0], "fd", 0x7fffffff));
+  checkOwnEventfd(env, syscall, fd);
+  uint64_t one = 1;
+  // EAGAIN means the counter is saturated: the reader has a signal pending anyway.
+  if (write(fd, &one, sizeof one) < 0 && errno != EAGAIN) throwKvmError(env, syscall, errno, "fd " + std::to_string(fd));
 }
 
 int Vm::stateFd(Napi::Env env, const char* ioctlName) const {
@@ -294,13 +306,29 @@ void Vm::Run(const Napi::CallbackInfo& info) {
   Napi::Function onExit = toFunction(info[0], "onExit");
   Napi::Function onStop = toFunction(info[1], "onStop");
   vmFd(env, "run");
-  if (channel_) throwKvmError(env, "run", EBUSY, "run() may be called once per VM");
+  if (channel_) {
+    if (!channel_->allStopsDelivered()) {
+      throwKvmError(env, "run", EBUSY,
+                    stopRequested_ ? "the previous run is still stopping: call run() again once every vCPU reported "
+                                     "through onStop"
+                                   : "the VM is running: stop() it, then call run() again once every vCPU reported "
+                                     "through onStop");
+    }
+    // Called inside the last onStop: the previous run is over, only not wound up yet.
+    endRun();
+  }
   if (vcpus_.empty()) throwKvmError(env, "run", EINVAL, "create at least one vCPU before run()");
   Vcpu::installKickSignal(env);
   std::vector<std::shared_ptr<ExitSlot>> slots;
-  for (auto& vcpu : vcpus_) slots.push_back(vcpu->slot());
-  channel_ = ExitChannel::start(env, Value(), onExit, onStop, std::move(slots), [this] { joinThreads(); });
-  if (napi_add_env_cleanup_hook(env, onEnvCleanup, this) == napi_ok) cleanupHookAdded_ = true;
+  for (auto& vcpu : vcpus_) slots.push_back(vcpu->prepareRun());
+  // A stop() made while no run was in progress is for this run.
+  if (stopRequested_) {
+    for (auto& vcpu : vcpus_) vcpu->requestStop();
+  }
+  // The channel calls back only while it is unreleased, so a finished run's
+  // channel never ends the run that replaced it.
+  channel_ = ExitChannel::start(env, Value(), onExit, onStop, std::move(slots), [this] { endRun(); });
+  if (!cleanupHookAdded_ && napi_add_env_cleanup_hook(env, onEnvCleanup, this) == napi_ok) cleanupHookAdded_ = true;
   try {
     for (auto& vcpu : vcpus_) vcpu->start(env, *channel_);
   } catch (const Napi::Error&) {
@@ -309,6 +337,7 @@ void Vm::Run(const Napi::CallbackInfo& info) {
     joinThreads();
     throw;
   }
+  hasRun_ = true;
 }
 
 void Vm::Stop(const Napi::CallbackInfo&) { stop(); }
@@ -316,18 +345,27 @@ void Vm::Stop(const Napi::CallbackInfo&) { stop(); }
 void Vm::Close(const Napi::CallbackInfo&) { close(); }
 
 void Vm::stop() {
+  // Inside the last onStop (or a promise settled there) the run is over: this
+  // stop is for the next one, and winding the run up now keeps it from being dropped.
+  if (channel_ && channel_->allStopsDelivered()) endRun();
   stopRequested_ = true;
   for (auto& vcpu : vcpus_) vcpu->requestStop();
 }
 
 void Vm::cancel() {
-  stopRequested_ = true;
   for (auto& vcpu : vcpus_) vcpu->requestCancel();
 }
 
 void Vm::joinThreads() {
   for (auto& vcpu : vcpus_) vcpu->join();
   if (channel_) channel_->release();
+  channel_.reset();
+}
+
+void Vm::endRun() {
+  joinThreads();
+  // That run's stop is done with: the next run() runs until stopped again.
+  stopRequested_ = false;
 }
 
 void Vm::close() {

@@ -41,6 +41,7 @@ class Vm : public Napi::ObjectWrap<Vm> {
   Napi::Value CreateEventfd(const Napi::CallbackInfo& info);
   void AddIoeventfd(const Napi::CallbackInfo& info);
   void AddIrqfd(const Napi::CallbackInfo& info);
+  void SignalEventfd(const Napi::CallbackInfo& info);
   Napi::Value GetIrqchip(const Napi::CallbackInfo& info);
   void SetIrqchip(const Napi::CallbackInfo& info);
   Napi::Value GetPit2(const Napi::CallbackInfo& info);
@@ -58,11 +59,14 @@ class Vm : public Napi::ObjectWrap<Vm> {
   void registerSlot(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* host, uint64_t size,
                     MemorySlot holder);
   void checkOwnEventfd(Napi::Env env, const std::string& syscall, int fd) const;
+  /** Stops the current run; once its last onStop was called, the next run at once. */
   void stop();
   /** stop() without waiting for answers: vCPU threads parked in a handoff leave at once. */
   void cancel();
-  /** After every vCPU thread ended (or was told to): joins them and releases the channel. */
+  /** After every vCPU thread ended (or was told to): joins them and releases the run's channel. */
   void joinThreads();
+  /** After the last onStop of a run: winds it up, so that run() may start the vCPUs again. */
+  void endRun();
   void close();
   /** Node environment teardown (process exit, worker end): vCPU threads must not outlive it. */
   static void onEnvCleanup(void* vm);
@@ -72,9 +76,10 @@ class Vm : public Napi::ObjectWrap<Vm> {
   std::map<uint32_t, MemorySlot> slots_;
   std::vector<UniqueFd> eventfds_;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
-  std::shared_ptr<ExitChannel> channel_;
+  std::shared_ptr<ExitChannel> channel_;  // of the run in progress (or whose last onStop is on the stack)
   bool cleanupHookAdded_ = false;
-  bool stopRequested_ = false;
+  bool hasRun_ = false;
+  bool stopRequested_ = false;  // for the run in progress, else for the next one
   bool closed_ = false;
 };
 

@@ -6,8 +6,12 @@ set -euo pipefail
 packages=(
   # native addon
   cmake g++ make python3
+  # block I/O engine (io_uring)
+  liburing-dev
   # guest kernel (Debian's linux-source-6.1) and initramfs
   linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio xz-utils busybox-static
+  # disk images for the virtio-blk tests and benchmark (mkfs.ext4, debugfs)
+  e2fsprogs
   # benchmark baseline
   qemu-system-x86 seabios
 )
