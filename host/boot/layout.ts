@@ -27,6 +27,14 @@ export const MMIO_GAP_END = 4 * GiB;
 export const HIGH_RAM_BASE = 4 * GiB;
 
 export const VIRTIO_MMIO_BASE = 0xd000_0000;
+/** One virtio-mmio register window per device, back to back (QEMU microvm's layout). */
+export const VIRTIO_MMIO_SIZE = 0x200;
+/**
+ * Interrupt lines for virtio-mmio devices, in device order: the IOAPIC pins
+ * the legacy devices (timer 0/2, i8042 1/12, COM 3/4, RTC 8, FPU 13) leave
+ * free. Edge-triggered (ISA default in our MP table), as irqfd delivers them.
+ */
+export const VIRTIO_GSIS: readonly number[] = [5, 6, 7, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
 export const IOAPIC_ADDR = 0xfec0_0000;
 export const LAPIC_ADDR = 0xfee0_0000;
 

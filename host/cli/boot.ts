@@ -9,6 +9,7 @@ import { ensureTemplate } from '../template/create.js';
 import { bundledTemplateSpec, templateFits } from '../template/spec.js';
 import { isPvmHost } from '../vmm/kvm.js';
 import { platformCmdline } from '../vmm/cmdline.js';
+import { parseDiskOption } from '../block/disk.js';
 import { integerOption, parse } from './args.js';
 
 export const bootHelp = `Usage: hako boot [options]
@@ -16,7 +17,7 @@ export const bootHelp = `Usage: hako boot [options]
 Boots a Linux kernel in a KVM microVM; the guest's serial console is this
 terminal. Without options it boots the bundled guest that guest/ builds.
 
-The bundled guest (no --kernel, --initrd or --cmdline; the host's default
+The bundled guest (no --kernel, --initrd, --cmdline or --disk; the host's default
 CPU template; at most 3072 MiB) starts as a clone of a VM template, a
 snapshot taken once its init was up, in seconds. The template for the VM's
 shape is made first when missing (one cold boot; see 'hako template --help').
@@ -29,6 +30,9 @@ Options:
   --vcpus N              number of vCPUs (default 1)
   --memory MiB           guest RAM, 64 to 4096 (default 256)
   --cpu-template NAME    host | compatible (default: compatible on PVM hosts, else host)
+  --disk PATH[,ro]       attach a raw image file as a virtio-blk disk; repeat for
+                         more (the first is /dev/vda). With ,ro the guest's writes
+                         fail and the file is never modified
   --no-template          cold-boot the bundled guest instead of cloning a template
   --init-mode MODE       the bundled guest's init mode (guest/initramfs/init), e.g.
                          idle (print 'hako-init: idle', sleep until stopped) or
@@ -57,6 +61,7 @@ export async function boot(argv: string[]): Promise<number> {
     'cpu-template': { type: 'string' },
     'no-template': { type: 'boolean' },
     'init-mode': { type: 'string' },
+    disk: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   }, 'boot');
   if (values.help) {
@@ -72,8 +77,9 @@ export async function boot(argv: string[]): Promise<number> {
   const vcpus = integerOption(values.vcpus, 'vcpus') ?? 1;
   const memoryMiB = integerOption(values.memory, 'memory') ?? 256;
   const cpuTemplate = (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost);
+  const disks = (values.disk ?? []).map(parseDiskOption);
   const fromTemplate = !values['no-template'] && values.kernel === undefined && values.initrd === undefined
-    && values.cmdline === undefined && cpuTemplate === defaultTemplate(pvmHost) && templateFits(memoryMiB);
+    && values.cmdline === undefined && disks.length === 0 && cpuTemplate === defaultTemplate(pvmHost) && templateFits(memoryMiB);
   let vm: Vm;
   if (fromTemplate) {
     const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost);
@@ -94,6 +100,7 @@ export async function boot(argv: string[]): Promise<number> {
       vcpus,
       memoryMiB,
       cpuTemplate,
+      disks,
     });
   }
 

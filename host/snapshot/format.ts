@@ -8,9 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HakoError } from '../errors.js';
 import type { CpuTemplateName } from '../cpu/template.js';
+import type { VirtioDeviceConfig } from '../vmm/virtio.js';
 import type { VcpuState, VmState } from './machine_state.js';
 
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/** 2: virtio devices (vm.devices, their state in the device blob). */
+export const SNAPSHOT_FORMAT_VERSION = 2;
 export const MEMORY_FILE = 'memory.bin';
 const MANIFEST_FILE = 'manifest.json';
 const STATE_FILE = 'state.json';
@@ -23,6 +25,8 @@ export interface SnapshotManifest {
     memoryMiB: number;
     cpuTemplate: CpuTemplateName;
     cmdline: string;
+    /** The virtio devices, in guest order; a restore attaches the same kinds at the same places. */
+    devices: VirtioDeviceConfig[];
   };
   /** sha256 of the kernel and initrd the guest booted from. */
   inputs: { kernel: string; initrd?: string };
@@ -117,6 +121,7 @@ export function readManifest(dir: string): SnapshotManifest {
   }
   if (!m.vm || !m.inputs || !m.host || !m.memory) bad(dir, 'manifest.json lacks vm, inputs, host or memory');
   const manifest = m as SnapshotManifest;
+  if (!Array.isArray(manifest.vm.devices) || !manifest.vm.devices.every(isDeviceConfig)) bad(dir, 'manifest.json has no valid vm.devices list');
   const memoryPath = path.join(dir, MEMORY_FILE);
   let stat: fs.Stats;
   try {
@@ -131,6 +136,11 @@ export function readManifest(dir: string): SnapshotManifest {
     bad(dir, `${MEMORY_FILE} does not match the sha256 in the manifest (changed after the snapshot was taken)`);
   }
   return manifest;
+}
+
+function isDeviceConfig(d: unknown): d is VirtioDeviceConfig {
+  const c = d as Partial<{ kind: string; path: unknown; readOnly: unknown }>;
+  return c?.kind === 'rng' || (c?.kind === 'block' && typeof c.path === 'string' && typeof c.readOnly === 'boolean');
 }
 
 export function readState(dir: string): SnapshotState {

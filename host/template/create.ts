@@ -67,6 +67,7 @@ async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOpti
     }
     await sleep(SETTLE_MS);
     await vm.snapshot(dir);
+    vm.stop('template saved');
     await exit;
   } finally {
     clearInterval(ticker);

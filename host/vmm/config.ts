@@ -2,6 +2,8 @@
 import { HakoError } from '../errors.js';
 import type { CpuTemplateName } from '../cpu/template.js';
 import { CPU_TEMPLATES } from '../cpu/template.js';
+import type { DiskConfig } from '../block/disk.js';
+import { MAX_VIRTIO_DEVICES, type VirtioDeviceConfig } from './virtio.js';
 
 export const MIN_MEMORY_MIB = 64;
 export const MAX_MEMORY_MIB = 4096;
@@ -14,6 +16,17 @@ export interface VmConfig {
   vcpus: number;
   memoryMiB: number;
   cpuTemplate: CpuTemplateName;
+  /** virtio-blk disks, /dev/vda first (default none). */
+  disks?: DiskConfig[];
+  /** A virtio-rng device feeding the guest from the host's getrandom (default true). */
+  rng?: boolean;
+}
+
+/** The VM's virtio devices in guest order: the disks first, so the first is /dev/vda whatever else is attached. */
+export function virtioDevices(cfg: VmConfig): VirtioDeviceConfig[] {
+  const devices: VirtioDeviceConfig[] = (cfg.disks ?? []).map((d) => ({ kind: 'block', path: d.path, readOnly: d.readOnly }));
+  if (cfg.rng ?? true) devices.push({ kind: 'rng' });
+  return devices;
 }
 
 const bad = (what: string): never => { throw new HakoError('INVALID_ARGUMENT', what); };
@@ -28,6 +41,8 @@ export function validateVmConfig(cfg: VmConfig): void {
     bad(`cpu template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(cfg.cpuTemplate)}`);
   }
   if (cfg.cmdline.includes('\0')) bad('kernel command line must not contain NUL bytes');
+  const count = virtioDevices(cfg).length;
+  if (count > MAX_VIRTIO_DEVICES) bad(`at most ${MAX_VIRTIO_DEVICES} virtio devices (disks and rng), got ${count}`);
 }
 
 export function validateVcpuLimit(vcpus: number, maxVcpus: number): void {

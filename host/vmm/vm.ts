@@ -9,7 +9,8 @@ import { vcpuCpuid } from '../cpu/cpuid.js';
 import { detectKernel, loadLinux } from '../boot/loader.js';
 import { HIGH_RAM_BASE, lowRamBytes } from '../boot/layout.js';
 import { loadDevices, type Devices } from '../wasm/devices.js';
-import { validateVcpuLimit, validateVmConfig, type VmConfig } from './config.js';
+import { validateVcpuLimit, validateVmConfig, virtioDevices, type VmConfig } from './config.js';
+import { virtioCmdline, VirtioDevices } from './virtio.js';
 import { isPvmHost, openKvm, type KvmHost } from './kvm.js';
 import { captureVcpu, captureVm, readableMsrs, restoreVcpu, restoreVm } from '../snapshot/machine_state.js';
 import { memoryFile, readManifest, readState, sha256, writeSnapshot, type SnapshotManifest } from '../snapshot/format.js';
@@ -68,17 +69,20 @@ const zeroRegs = (): Regs => ({
 
 export class Vm {
   private exit: VmExit | undefined;
+  /** vCPUs of the current run that have not reported their stop yet. */
   private running = 0;
-  private finished!: Promise<VmExit>;
+  private finished: Promise<VmExit> | undefined;
+  private resolveFinished!: (exit: VmExit) => void;
+  /** Set while snapshot() waits for every vCPU to leave the guest. */
+  private pausing: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private pendingConsole: number[] = [];
-  /** Runs once every vCPU has stopped, before KVM resources are released (snapshot()). */
-  private beforeClose: (() => void) | undefined;
 
   private constructor(
     private readonly kvm: KvmHost,
     private readonly kvmVm: NativeVm,
     private readonly vcpus: NativeVcpu[],
     private readonly devices: Devices,
+    private readonly virtio: VirtioDevices,
     private readonly options: VmOptions,
     /** What a snapshot of this VM records about it. */
     private readonly identity: VmIdentity,
@@ -95,8 +99,10 @@ export class Vm {
     const kvm = openKvm();
     validateVcpuLimit(config.vcpus, kvm.maxVcpus);
     const ramBytes = config.memoryMiB * MIB;
+    const devices = virtioDevices(config);
+    const cmdline = [config.cmdline, ...virtioCmdline(devices)].join(' ');
     const identity: VmIdentity = {
-      vm: { vcpus: config.vcpus, memoryMiB: config.memoryMiB, cpuTemplate: config.cpuTemplate, cmdline: config.cmdline },
+      vm: { vcpus: config.vcpus, memoryMiB: config.memoryMiB, cpuTemplate: config.cpuTemplate, cmdline, devices },
       inputs: { kernel: sha256(kernel), ...(initrd ? { initrd: sha256(initrd) } : {}) },
     };
     const msrs = bootMsrs(kvm.addon.getMsrIndexList());
@@ -104,7 +110,7 @@ export class Vm {
     return Vm.assemble(kvm, identity, options, {
       loadRam: (ram) => {
         boot = loadLinux(ram, {
-          kernel, kernelName: config.kernel, initrd, initrdName: config.initrd, cmdline: config.cmdline, ramBytes, vcpus: config.vcpus,
+          kernel, kernelName: config.kernel, initrd, initrdName: config.initrd, cmdline, ramBytes, vcpus: config.vcpus,
         });
       },
       initVcpu: (vcpu, id) => {
@@ -160,8 +166,9 @@ export class Vm {
 
   /** Creates devices, memory, KVM VM and vCPUs; `setup` fills RAM and vCPU state (boot or restore). */
   private static async assemble(kvm: KvmHost, identity: VmIdentity, options: VmOptions, setup: MachineSetup): Promise<Vm> {
-    // Device callbacks need the Vm; bind them late through this box.
+    // Device callbacks need the Vm; bind them late through these boxes.
     let vm: Vm | undefined;
+    let virtio: VirtioDevices | undefined;
     const devices = await loadDevices({
       irqLine: (gsi, level) => vm?.kvmVm.setIrqLine(gsi, level),
       consoleWrite: (byte) => vm?.consoleByte(byte),
@@ -170,6 +177,9 @@ export class Vm {
         ? { kind: 'poweroff', detail: 'the guest powered off' }
         : { kind: 'panic', detail: `the guest kernel panicked (exit port value ${code})` }),
       wallClockSeconds: () => Date.now() / 1000,
+      irqPulse: (gsi) => virtio?.pulse(gsi),
+      fillRandom: (gpa, length) => kvm.addon.getRandom(devices.memory.buffer, gpa, length),
+      ioSubmit: (records, count) => virtio?.submit(records, count),
     });
 
     const { vcpus: vcpuCount, memoryMiB, cpuTemplate } = identity.vm;
@@ -180,6 +190,9 @@ export class Vm {
       setup.loadRam(new Uint8Array(devices.memory.buffer, 0, lowBytes), devices.memory);
       kvmVm.setMemory(0, 0, devices.memory.buffer, lowBytes, devices.memory);
       if (ramBytes > lowBytes) kvmVm.addAnonymousMemory(1, HIGH_RAM_BASE, ramBytes - lowBytes);
+      // Virtio devices reach guest RAM through the Wasm memory only: the low window.
+      devices.setGuestRamBytes(lowBytes);
+      virtio = VirtioDevices.attach(kvm.addon, kvmVm, devices, identity.vm.devices, lowBytes);
 
       const cpuid = applyTemplate(kvm.addon.getSupportedCpuid(), cpuTemplate);
       const vcpus: NativeVcpu[] = [];
@@ -190,77 +203,93 @@ export class Vm {
         vcpus.push(vcpu);
       }
       setup.finish?.(kvmVm, devices);
-      vm = new Vm(kvm, kvmVm, vcpus, devices, options, identity);
+      vm = new Vm(kvm, kvmVm, vcpus, devices, virtio, options, identity);
       return vm;
     } catch (e) {
+      virtio?.close();
       kvmVm.close();
       throw e;
     }
   }
 
   /**
-   * Stops the running guest at a consistent point and saves it to `dir` (a
-   * new directory); the VM does not resume: run() resolves with kind
-   * 'stopped'. Restore it with Vm.restore(dir).
+   * Pauses the running guest at a consistent point (every vCPU out of
+   * KVM_RUN, block I/O drained), saves it to `dir` (a new directory) and lets
+   * it continue. Restore it with Vm.restore(dir).
    */
-  snapshot(dir: string): Promise<void> {
-    if (this.running === 0) return Promise.reject(new HakoError('INVALID_ARGUMENT', 'only a running VM can be snapshotted'));
+  async snapshot(dir: string): Promise<void> {
+    if (this.running === 0 || this.exit) throw new HakoError('INVALID_ARGUMENT', 'only a running VM can be snapshotted');
+    if (this.pausing) throw new HakoError('INVALID_ARGUMENT', 'a snapshot of this VM is already being taken');
     if (this.identity.vm.memoryMiB * MIB > lowRamBytes(this.identity.vm.memoryMiB * MIB)) {
-      return Promise.reject(new HakoError('INVALID_ARGUMENT', 'snapshots of VMs with RAM above the 3 GiB Wasm window are not supported yet'));
+      throw new HakoError('INVALID_ARGUMENT', 'snapshots of VMs with RAM above the 3 GiB Wasm window are not supported yet');
     }
-    return new Promise((resolve, reject) => {
-      this.beforeClose = () => {
-        try {
-          if (this.exit?.kind !== 'stopped') throw new HakoError('VM_FAILED', `the guest stopped before the snapshot: ${this.exit?.detail}`);
-          const caps = this.kvm.addon.kvmInfo();
-          const msrIndices = readableMsrs(this.vcpus[0]!, this.kvm.addon.getMsrIndexList());
-          const lowBytes = lowRamBytes(this.identity.vm.memoryMiB * MIB);
-          writeSnapshot(dir, {
-            ...this.identity,
-            host: { pvm: isPvmHost(), tscKhz: this.vcpus[0]!.getTscKhz() },
-          }, new Uint8Array(this.devices.memory.buffer, 0, lowBytes), {
-            vcpus: this.vcpus.map((v) => captureVcpu(v, msrIndices, caps)),
-            vm: captureVm(this.kvmVm),
-            devices: this.devices.saveState(),
-          });
-          resolve();
-        } catch (e) {
-          reject(e);
-        }
-      };
-      this.finish({ kind: 'stopped', detail: 'snapshot taken' });
+    await new Promise<void>((resolve, reject) => {
+      this.pausing = { resolve, reject };
+      this.kvmVm.stop();
     });
+    try {
+      const caps = this.kvm.addon.kvmInfo();
+      const msrIndices = readableMsrs(this.vcpus[0]!, this.kvm.addon.getMsrIndexList());
+      const lowBytes = lowRamBytes(this.identity.vm.memoryMiB * MIB);
+      // Block requests still in flight complete into guest RAM first: the saved rings then hold no half-done request.
+      this.virtio.drain();
+      writeSnapshot(dir, {
+        ...this.identity,
+        host: { pvm: isPvmHost(), tscKhz: this.vcpus[0]!.getTscKhz() },
+      }, new Uint8Array(this.devices.memory.buffer, 0, lowBytes), {
+        vcpus: this.vcpus.map((v) => captureVcpu(v, msrIndices, caps)),
+        vm: captureVm(this.kvmVm),
+        devices: this.devices.saveState(),
+      });
+    } finally {
+      // Resumes; if stop() came meanwhile, the vCPUs stop at once and run() resolves.
+      this.startVcpus();
+    }
   }
 
   /** Starts the vCPUs; resolves when the VM has stopped and released its KVM resources. */
   run(): Promise<VmExit> {
-    if (this.running > 0 || this.exit) throw new HakoError('INVALID_ARGUMENT', 'this VM has already been started');
-    this.running = this.vcpus.length;
-    this.finished = new Promise((resolve) => {
-      const onExit: ExitHandler = (_vcpu, kind, addr, size, isWrite, value) => {
-        try {
-          return this.devices.access(kind, addr, size, isWrite, value);
-        } catch (e) {
-          this.finish({ kind: 'crash', detail: `device model failed on ${kind} ${isWrite ? 'write' : 'read'} at 0x${addr.toString(16)}: ${(e as Error).message}` });
-          return 0n;
-        }
-      };
-      const onStop = (vcpu: number, reason: StopReason, detail: string) => {
-        if (reason !== 'stopped') this.finish(exitFromStop(vcpu, reason, detail));
-        if (--this.running > 0) return;
-        this.flushConsole();
-        this.beforeClose?.();
-        this.kvmVm.close();
-        resolve(this.exit ?? { kind: 'stopped', detail: 'all vCPUs stopped' });
-      };
-      this.kvmVm.run(onExit, onStop);
-      // For `npm run bench -- boot`: milliseconds from process start to the first KVM_RUN.
-      if (process.env.HAKO_TRACE?.split(',').includes('startup')) {
-        process.stderr.write(`hako-trace: vcpus started ${performance.now().toFixed(1)} ms\n`);
-      }
-    });
+    if (this.finished) throw new HakoError('INVALID_ARGUMENT', 'this VM has already been started');
+    this.finished = new Promise((resolve) => { this.resolveFinished = resolve; });
+    this.startVcpus();
+    this.virtio.kickAll();
+    // For `npm run bench -- boot`: milliseconds from process start to the first KVM_RUN.
+    if (process.env.HAKO_TRACE?.split(',').includes('startup')) {
+      process.stderr.write(`hako-trace: vcpus started ${performance.now().toFixed(1)} ms\n`);
+    }
     return this.finished;
   }
+
+  private startVcpus(): void {
+    this.running = this.vcpus.length;
+    this.kvmVm.run(this.onExit, this.onStop);
+  }
+
+  private readonly onExit: ExitHandler = (_vcpu, kind, addr, size, isWrite, value) => {
+    try {
+      return this.devices.access(kind, addr, size, isWrite, value);
+    } catch (e) {
+      this.finish({ kind: 'crash', detail: `device model failed on ${kind} ${isWrite ? 'write' : 'read'} at 0x${addr.toString(16)}: ${(e as Error).message}` });
+      return 0n;
+    }
+  };
+
+  private readonly onStop = (vcpu: number, reason: StopReason, detail: string): void => {
+    if (reason !== 'stopped') this.finish(exitFromStop(vcpu, reason, detail));
+    if (--this.running > 0) return;
+    this.flushConsole();
+    const pausing = this.pausing;
+    this.pausing = undefined;
+    if (pausing && !this.exit) {
+      pausing.resolve();
+      return;
+    }
+    pausing?.reject(new HakoError('VM_FAILED', `the guest stopped before the snapshot: ${this.exit?.detail}`));
+    // Never release guest RAM or image files under I/O still in flight: virtio drains first.
+    this.virtio.close();
+    this.kvmVm.close();
+    this.resolveFinished(this.exit ?? { kind: 'stopped', detail: 'all vCPUs stopped' });
+  };
 
   /** Stops the guest (idempotent); run() then resolves with kind 'stopped' unless the guest stopped first. */
   stop(detail = 'stopped by the host'): void {

@@ -30,6 +30,16 @@ export interface DeviceCallbacks {
   guestExit(code: number): void;
   /** Host wall-clock time in UNIX seconds, fractional (e.g. Date.now() / 1000), for the RTC. */
   wallClockSeconds(): number;
+  /** A virtio device interrupted on line `gsi`: an edge (write the irqfd bound to it). */
+  irqPulse(gsi: number): void;
+  /** Fill guest RAM [gpa, gpa + length) (checked to lie in guest RAM) with random bytes, for virtio-rng. */
+  fillRandom(gpa: number, length: number): void;
+  /**
+   * The block devices hand over `count` I/O records at Wasm address `records`
+   * (layout: assembly/virtio/io.ts); read them before returning. Complete
+   * them later with Devices.ioComplete, then ioCompleteEnd.
+   */
+  ioSubmit(records: number, count: number): void;
 }
 
 /** The device models: hand them every port-I/O and MMIO exit. */
@@ -58,6 +68,7 @@ export interface Devices {
   /**
    * Every device's state as a versioned blob (format: assembly/snapshot.ts)
    * for a snapshot. Console input still queued on the host side is not in it.
+   * Throws while block I/O is in flight (ioInFlight() > 0): drain it first.
    */
   saveState(): Uint8Array;
   /**
@@ -65,9 +76,32 @@ export interface Devices {
    * another instance), all or nothing: throws, changing nothing, if the blob
    * is malformed, of another format version or holds impossible values.
    * Interrupt lines are then driven to the restored levels (irqLine fires
-   * for lines that change).
+   * for lines that change). Throws while block I/O is in flight.
    */
   restoreState(bytes: Uint8Array): void;
+  /**
+   * Size of guest low RAM ([0, bytes) of `memory`), which bounds every address
+   * a virtio driver hands a device. Call once, before adding virtio devices.
+   */
+  setGuestRamBytes(bytes: number): void;
+  /** Adds a virtio-rng device with its virtio-mmio window at `base` and interrupt line `gsi`; returns its index. */
+  addVirtioRng(base: bigint, gsi: number): number;
+  /** The guest kicked queue `queue` of virtio device `device` (its ioeventfd fired). */
+  virtioNotify(device: number, queue: number): void;
+  /** Why virtio device `device` set DEVICE_NEEDS_RESET (assembly/virtio/queue.ts QueueError), 0 if it did not. */
+  virtioFailure(device: number): number;
+  /**
+   * Adds a virtio-blk device for host image file `file` (the records' file
+   * field) of `sectors` 512-byte sectors; returns its index. Its GET_ID
+   * serial is "hako-disk-<file>".
+   */
+  addVirtioBlock(base: bigint, gsi: number, file: number, sectors: bigint, readOnly: boolean): number;
+  /** I/O record `id` finished with `result`: the bytes transferred, or -errno. Unknown ids are ignored. */
+  ioComplete(id: number, result: number): void;
+  /** After a batch of ioComplete calls: raises the interrupts they earned (and may submit more I/O). */
+  ioCompleteEnd(): void;
+  /** I/O records submitted and not yet completed; must be 0 before saveState or restoreState. */
+  ioInFlight(): number;
 }
 
 /** The module's exports with `--bindings raw`: u32 comes back as a signed i32, u64 as a signed BigInt. */
@@ -82,6 +116,14 @@ interface RawExports {
   allocState(length: number): number;
   restoreState(): number;
   restoreErrorSection(): number;
+  setGuestRamBytes(bytes: bigint): void;
+  addVirtioRng(base: bigint, gsi: number): number;
+  virtioNotify(device: number, queue: number): void;
+  virtioFailure(device: number): number;
+  addVirtioBlock(base: bigint, gsi: number, file: number, sectors: bigint, readOnly: number): number;
+  ioComplete(id: number, result: number): void;
+  ioCompleteEnd(): void;
+  ioInFlight(): number;
 }
 
 /** assembly/snapshot.ts MAX_STATE_LENGTH. */
@@ -159,6 +201,9 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     resetRequest: () => callbacks.resetRequest(),
     guestExit: (code: number) => callbacks.guestExit(code >>> 0),
     wallClockSeconds: () => callbacks.wallClockSeconds(),
+    irqPulse: (gsi: number) => callbacks.irqPulse(gsi >>> 0),
+    fillRandom: (gpa: bigint, length: number) => callbacks.fillRandom(Number(gpa), length >>> 0),
+    ioSubmit: (records: number, count: number) => callbacks.ioSubmit(records >>> 0, count >>> 0),
     // Only reachable through a bug in assembly/: guest input must never abort.
     abort: (message: number, file: number, line: number, column: number) => {
       throw new Error(
@@ -174,7 +219,13 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
   const mmioWrite = (addr: bigint, size: number, value: bigint) => raw.mmioWrite(addr, size, value);
   const serialReceive = (byte: number) => raw.serialReceive(byte) !== 0;
   const input = new ConsoleInput(serialReceive);
+  // Block requests in flight are not part of a device-state blob: their completions would be lost.
+  const checkNoIoInFlight = (what: string) => {
+    const inFlight = raw.ioInFlight() >>> 0;
+    if (inFlight !== 0) throw new Error(`cannot ${what} device state with ${inFlight} block I/O requests in flight; drain them first`);
+  };
   const saveState = () => {
+    checkNoIoInFlight('save');
     const at = raw.saveState() >>> 0;
     return new Uint8Array(memory.buffer, at, raw.stateLength() >>> 0).slice();
   };
@@ -182,6 +233,7 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     if (bytes.length > MAX_STATE_LENGTH) {
       throw new Error(`device state blob rejected: ${bytes.length} bytes, more than the ${MAX_STATE_LENGTH} allowed`);
     }
+    checkNoIoInFlight('restore');
     const at = raw.allocState(bytes.length) >>> 0;
     // The allocation may have grown the memory: take a fresh view.
     new Uint8Array(memory.buffer, at, bytes.length).set(bytes);
@@ -214,5 +266,13 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     serialReceive,
     saveState,
     restoreState,
+    setGuestRamBytes: (bytes) => raw.setGuestRamBytes(BigInt(bytes)),
+    addVirtioRng: (base, gsi) => raw.addVirtioRng(base, gsi) >>> 0,
+    virtioNotify: (device, queue) => raw.virtioNotify(device, queue),
+    virtioFailure: (device) => raw.virtioFailure(device) >>> 0,
+    addVirtioBlock: (base, gsi, file, sectors, readOnly) => raw.addVirtioBlock(base, gsi, file, sectors, readOnly ? 1 : 0) >>> 0,
+    ioComplete: (id, result) => raw.ioComplete(id, result),
+    ioCompleteEnd: () => raw.ioCompleteEnd(),
+    ioInFlight: () => raw.ioInFlight() >>> 0,
   };
 }

@@ -44,6 +44,7 @@ async function runThenSnapshot(vm: Vm, ms: number, dir: string, input?: string):
   if (input) vm.sendConsoleInput(Buffer.from(input));
   await sleep(ms);
   await vm.snapshot(dir);
+  vm.stop();
   assert.is((await done).kind, 'stopped');
 }
 
@@ -67,6 +68,20 @@ test('snapshot a running guest, restore it twice in parallel: both continue inde
   assert.is(String.fromCharCode(ca.mark), 'A', 'clone A saw only its own input');
   assert.is(String.fromCharCode(cb.mark), 'B', 'clone B saw only its own input');
   assert.is(sha256(fs.readFileSync(memoryFile(base))), baseHash, "the snapshot's memory file is untouched");
+});
+
+test('a snapshot pauses the guest and lets it continue: a second snapshot of the same VM counted further', async () => {
+  const vm = await Vm.create(config);
+  const done = vm.run();
+  await sleep(100);
+  await vm.snapshot(path.join(tmp, 'first'));
+  await sleep(100);
+  await vm.snapshot(path.join(tmp, 'second'));
+  vm.stop();
+  assert.is((await done).kind, 'stopped');
+  const first = memoryOf(path.join(tmp, 'first')).counter;
+  const second = memoryOf(path.join(tmp, 'second')).counter;
+  assert.ok(first > 0 && second > first, `the guest kept counting after the first snapshot: ${first} -> ${second}`);
 });
 
 function copySnapshot(name: string): string {

@@ -1,0 +1,127 @@
+// The VM's virtio-mmio devices, wired: each device gets a register window
+// and an interrupt line (announced to the guest with virtio_mmio.device=),
+// an ioeventfd per queue whose kicks reach the Wasm device without a vCPU
+// exit, an irqfd for its interrupts, and for block devices the open image
+// files behind the native I/O engine.
+import { HakoError } from '../errors.js';
+import { VIRTIO_GSIS, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE } from '../boot/layout.js';
+import { openDisk, type DiskConfig, type OpenDisk } from '../block/disk.js';
+import type { FdWatch, IoEngine, NativeAddon, NativeVm } from '../native.js';
+import type { Devices } from '../wasm/devices.js';
+
+/** One virtio device of a VM, in the order the guest sees them (disks: /dev/vda, vdb, ...). */
+export type VirtioDeviceConfig = { kind: 'rng' } | ({ kind: 'block' } & DiskConfig);
+
+/** virtio-mmio QueueNotify: the register a driver writes a queue index to. */
+const QUEUE_NOTIFY_OFFSET = 0x50;
+/** Queues per device kind (virtio-rng: requestq; virtio-blk: one request queue). */
+const QUEUE_COUNT: Record<VirtioDeviceConfig['kind'], number> = { rng: 1, block: 1 };
+
+export interface VirtioSlot {
+  base: number;
+  gsi: number;
+}
+
+export const MAX_VIRTIO_DEVICES = VIRTIO_GSIS.length;
+
+/** Where device `index` sits: windows back to back from VIRTIO_MMIO_BASE, one free IOAPIC pin each. */
+export function virtioSlot(index: number): VirtioSlot {
+  const gsi = VIRTIO_GSIS[index];
+  if (gsi === undefined) throw new HakoError('INVALID_ARGUMENT', `at most ${MAX_VIRTIO_DEVICES} virtio devices per VM, got ${index + 1}`);
+  return { base: VIRTIO_MMIO_BASE + index * VIRTIO_MMIO_SIZE, gsi };
+}
+
+/** The kernel command-line words that announce `configs` to the guest's virtio-mmio driver. */
+export function virtioCmdline(configs: readonly VirtioDeviceConfig[]): string[] {
+  return configs.map((_, i) => {
+    const { base, gsi } = virtioSlot(i);
+    return `virtio_mmio.device=${VIRTIO_MMIO_SIZE}@0x${base.toString(16)}:${gsi}`;
+  });
+}
+
+/** Host-side resources of the VM's virtio devices; the Vm calls drain() then close() when it ends. */
+export class VirtioDevices {
+  private readonly watches: FdWatch[] = [];
+  private readonly irqfds = new Map<number, number>();
+  private readonly disks: OpenDisk[] = [];
+  private engine: IoEngine | undefined;
+  /** Queues to kick once the vCPUs run, so requests pending in a restored snapshot are served. */
+  private readonly queues: [device: number, queue: number][] = [];
+
+  private constructor(private readonly kvmVm: NativeVm, private readonly devices: Devices) {}
+
+  /**
+   * Adds `configs` to the device models and KVM. Opens every disk first, so a
+   * bad image is reported before anything else is set up.
+   */
+  static attach(addon: NativeAddon, kvmVm: NativeVm, devices: Devices, configs: readonly VirtioDeviceConfig[],
+    guestBytes: number): VirtioDevices {
+    const self = new VirtioDevices(kvmVm, devices);
+    try {
+      for (const config of configs) if (config.kind === 'block') self.disks.push(openDisk(config));
+      if (self.disks.length > 0) {
+        self.engine = new addon.IoEngine(devices.memory, guestBytes, (ids, results) => self.complete(ids, results));
+      }
+      let disk = 0;
+      configs.forEach((config, index) => {
+        const { base, gsi } = virtioSlot(index);
+        const irqfd = kvmVm.createEventfd();
+        kvmVm.addIrqfd(irqfd, gsi);
+        self.irqfds.set(gsi, irqfd);
+        let device: number;
+        if (config.kind === 'rng') {
+          device = devices.addVirtioRng(BigInt(base), gsi);
+        } else {
+          const open = self.disks[disk++]!;
+          const file = self.engine!.attach(open.fd);
+          device = devices.addVirtioBlock(BigInt(base), gsi, file, open.sectors, open.config.readOnly);
+        }
+        for (let queue = 0; queue < QUEUE_COUNT[config.kind]; queue++) {
+          const fd = kvmVm.createEventfd();
+          kvmVm.addIoeventfd(fd, base + QUEUE_NOTIFY_OFFSET, 4, false, queue);
+          self.watches.push(addon.watchFd(fd, () => devices.virtioNotify(device, queue)));
+          self.queues.push([device, queue]);
+        }
+      });
+      return self;
+    } catch (e) {
+      self.close();
+      throw e;
+    }
+  }
+
+  /** The device models raised interrupt `gsi` (edge): inject it through its irqfd. */
+  pulse(gsi: number): void {
+    const fd = this.irqfds.get(gsi);
+    if (fd !== undefined) this.kvmVm.signalEventfd(fd);
+  }
+
+  /** The block devices handed a batch of I/O records (assembly/virtio/io.ts) to the host. */
+  submit(records: number, count: number): void {
+    if (!this.engine) throw new Error('the device models submitted block I/O, but this VM has no disks');
+    this.engine.submit(records, count);
+  }
+
+  /** Serves requests a restored guest left in its rings before the snapshot. */
+  kickAll(): void {
+    for (const [device, queue] of this.queues) this.devices.virtioNotify(device, queue);
+  }
+
+  /** Waits for every block request in flight and completes it into guest RAM (before a snapshot or close). */
+  drain(): void {
+    this.engine?.drain();
+  }
+
+  /** Drains, then releases watches, the engine and image files (idempotent). */
+  close(): void {
+    for (const watch of this.watches.splice(0)) watch.close();
+    this.engine?.close();
+    this.engine = undefined;
+    for (const disk of this.disks.splice(0)) disk.close();
+  }
+
+  private complete(ids: Uint32Array, results: Int32Array): void {
+    for (let i = 0; i < ids.length; i++) this.devices.ioComplete(ids[i]!, results[i]!);
+    this.devices.ioCompleteEnd();
+  }
+}
