@@ -77,7 +77,8 @@ require_packages linux-source-6.1 busybox-static bc bison flex libelf-dev libssl
 [ -r /usr/src/linux-source-6.1.tar.xz ] || die "/usr/src/linux-source-6.1.tar.xz not found (reinstall linux-source-6.1)"
 
 kernel_hash=$(inputs_hash "$guest/kernel" "linux-source-6.1 $(pkg_version linux-source-6.1)" "gcc $(pkg_version gcc)" "binutils $(pkg_version binutils)")
-initramfs_hash=$(inputs_hash "$guest/initramfs" "busybox-static $(pkg_version busybox-static)" "cpio $(pkg_version cpio)")
+initramfs_hash=$(inputs_hash "$guest/initramfs" "tools $(inputs_hash "$guest/tools")" "gcc $(pkg_version gcc)" \
+	"busybox-static $(pkg_version busybox-static)" "cpio $(pkg_version cpio)")
 
 kernel=$(ensure kernel "$kernel_hash" "$guest/kernel/build.sh")
 initramfs=$(ensure initramfs "$initramfs_hash" build_initramfs)
