@@ -3,21 +3,51 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../host/native.js';
+import { benchBlk, BLK_TESTS, type BlkResult, type BlkTest, type BlkVmm } from './blk.js';
 import { benchBoot, type BootResult } from './boot.js';
 import { benchMemory, type MemoryResult, type MemoryRow } from './memory.js';
 import { benchRestore, type RestoreResult } from './restore.js';
 import { formatSummary } from './stats.js';
+import { benchIoEngine, reportIoEngine, type IoEngineResult } from './io-engine.js';
+import { benchVirtio, reportVirtio, type VirtioResult } from './virtio.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
   restore: (quick: boolean) => benchRestore({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
   memory: (quick: boolean) => benchMemory({ quick, log: (l) => console.error(l) }),
+  blk: (quick: boolean) => benchBlk({ quick, log: (l) => console.error(l) }),
+  virtio: (quick: boolean) => benchVirtio({ quick, log: (l) => console.error(l) }),
+  io: (quick: boolean) => benchIoEngine({ quick, log: (l) => console.error(l) }),
 };
-type Result = BootResult | RestoreResult | MemoryResult;
+type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult;
 type Name = keyof typeof benchmarks;
 
 function report(r: Result): string {
-  return r.name === 'boot' ? reportBoot(r) : r.name === 'restore' ? reportRestore(r) : reportMemory(r);
+  switch (r.name) {
+    case 'boot': return reportBoot(r);
+    case 'restore': return reportRestore(r);
+    case 'memory': return reportMemory(r);
+    case 'blk': return reportBlk(r);
+    case 'virtio': return reportVirtio(r);
+    case 'io': return reportIoEngine(r);
+  }
+}
+
+function reportBlk(r: BlkResult): string {
+  const ran = [r.hako, ...r.qemu].filter((v) => v.tests !== undefined);
+  const row = (t: BlkTest, v: BlkVmm) => {
+    const ratio = r.ratio.find((q) => q.qemu === v.label)?.tests[t];
+    return `| ${t} | ${v.label} | ${formatSummary(v.tests![t].MBps, 'MB/s', 2)} | ${formatSummary(v.tests![t].iops, 'IOPS')} | `
+      + `${ratio === undefined ? '' : ratio.toFixed(2)} |`;
+  };
+  return [
+    `### blk (in the guest: O_DIRECT on /dev/vda, queue depth 1, sequential 1 MiB and random 4 KiB blocks, ${r.secsPerTest} s per test; `
+      + `${r.runs} interleaved runs, medians and ranges)`,
+    '| test | VMM | throughput | IOPS | hako / this |',
+    '| --- | --- | --- | --- | --- |',
+    ...BLK_TESTS.flatMap((t) => ran.map((v) => row(t, v))),
+    ...[r.hako, ...r.qemu].filter((v) => v.notRun !== undefined).map((v) => `\n${v.label}: not available: ${v.notRun}`),
+  ].join('\n');
 }
 
 function reportMemory(r: MemoryResult): string {

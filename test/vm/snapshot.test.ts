@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultTemplate } from '../../host/cpu/template.js';
 import { HakoError } from '../../host/errors.js';
-import { memoryFile, sha256 } from '../../host/snapshot/format.js';
+import { memoryFile, sha256, SNAPSHOT_FORMAT_VERSION } from '../../host/snapshot/format.js';
 import { isPvmHost } from '../../host/vmm/kvm.js';
 import { Vm } from '../../host/vmm/vm.js';
 import { COM1, SCRATCH, writeTinyGuest } from './tiny-guest.js';
@@ -123,7 +123,7 @@ test('a manifest from another format version or another CPU template is refused'
     fs.writeFileSync(file, JSON.stringify(m));
     return dir;
   };
-  await refused(edit('version', (m) => { m.formatVersion = 99; }), /format version 99 is not the one this hako reads \(1\)/);
+  await refused(edit('version', (m) => { m.formatVersion = 99; }), new RegExp(`format version 99 is not the one this hako reads \\(${SNAPSHOT_FORMAT_VERSION}\\)`));
   const other = config.cpuTemplate === 'host' ? 'compatible' : 'host';
   await refused(edit('template', (m) => { m.vm.cpuTemplate = other; }), new RegExp(`made with CPU template ${other}`));
 });
