@@ -3,7 +3,8 @@
 //   ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/hako}/templates/<key>/
 // (the cache root guest/build.sh uses). Entries appear by rename, so a
 // directory named by a key is a whole snapshot; `<key>.tmp-<pid>` ones are
-// in-progress or abandoned creations.
+// in-progress or abandoned creations, and `<key>.lock` holds the pid of the
+// one process creating that template (create.ts).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';

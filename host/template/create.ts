@@ -79,10 +79,50 @@ async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOpti
 /** Creations in progress in this process, by directory: two callers share one cold boot. */
 const pending = new Map<string, Promise<Template>>();
 
+/** How often a process waiting for another one's template creation looks again. */
+const LOCK_POLL_MS = 500;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes `${dir}.lock` (created exclusively, holding our pid), so that only one
+ * process cold-boots a template; waits while a live process holds it and
+ * breaks a lock whose process is gone. Returns false when, after waiting,
+ * the template exists (the holder made it).
+ */
+export async function lockCreation(dir: string, key: string, progress: (line: string) => void): Promise<boolean> {
+  const lock = `${dir}.lock`;
+  let announced = false;
+  for (;;) {
+    if (fs.existsSync(dir)) return false;
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = Number.parseInt(fs.readFileSync(lock, 'utf8'), 10);
+    if (!Number.isInteger(holder) || !pidAlive(holder)) {
+      fs.rmSync(lock, { force: true }); // left by a process that died while creating
+      continue;
+    }
+    if (!announced) progress(`waiting for process ${holder}, which is creating VM template ${key}...`);
+    announced = true;
+    await sleep(LOCK_POLL_MS);
+  }
+}
+
 /**
  * The template for `spec` in `root`, created (a cold boot) when missing.
- * Concurrent creators in other processes each boot, and the first rename
- * wins; the others use the winner's snapshot.
+ * One process creates a template at a time; concurrent callers in this
+ * process share its creation, other processes wait for it.
  */
 export function ensureTemplate(spec: TemplateSpec, root: string, opts: CreateOptions = {}): Promise<Template> {
   const key = templateKey(templateInputs(spec));
@@ -92,13 +132,16 @@ export function ensureTemplate(spec: TemplateSpec, root: string, opts: CreateOpt
   if (inFlight) return inFlight;
   const creation = (async (): Promise<Template> => {
     fs.mkdirSync(root, { recursive: true });
+    if (!(await lockCreation(dir, key, opts.progress ?? (() => {})))) {
+      readManifest(dir);
+      return { key, dir, created: false };
+    }
     try {
+      if (fs.existsSync(dir)) return { key, dir, created: false };
       await bootAndSnapshot(spec, dir, opts, key);
       return { key, dir, created: true };
-    } catch (e) {
-      if (!fs.existsSync(dir)) throw e;
-      readManifest(dir); // another process created it meanwhile: use theirs if it is whole
-      return { key, dir, created: false };
+    } finally {
+      fs.rmSync(`${dir}.lock`, { force: true });
     }
   })().finally(() => pending.delete(dir));
   pending.set(dir, creation);
