@@ -303,6 +303,12 @@ export interface NativeAddon {
   /** Fills target[offset, offset + length) from getrandom(2); a range outside the buffer is a RangeError. */
   getRandom(target: ArrayBuffer, offset: number, length: number): void;
   /**
+   * Locks the whole open file `fd` (shared, or exclusive for writers) with an
+   * open-file-description lock, released when the fd closes; false when
+   * another open file holds a conflicting lock.
+   */
+  lockFile(fd: number, exclusive: boolean): boolean;
+  /**
    * `memory` is guest RAM: pass the WebAssembly.Memory (its buffer is replaced when it grows, and records in
    * the grown part are then still reachable) or one ArrayBuffer (records must then lie within its byteLength
    * at construction). `guestBytes` bounds every I/O vector. Throws a KvmError of 'io_uring_setup' (e.g. EPERM:

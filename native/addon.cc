@@ -2,6 +2,7 @@
 #include "addon.h"
 
 #include "fd_watch.h"
+#include "file_lock.h"
 #include "io_engine.h"
 #include "kvm_system.h"
 #include "memory_file.h"
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Vm", Vm::Define(env));
   exports.Set("watchFd", Napi::Function::New(env, WatchFd, "watchFd"));
   exports.Set("getRandom", Napi::Function::New(env, GetRandom, "getRandom"));
+  exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
   exports.Set("IoEngine", IoEngine::Define(env));
   return exports;
 }

@@ -2,6 +2,7 @@
 // and opening an image with the checks a user should hear about before boot.
 import fs from 'node:fs';
 import { HakoError } from '../errors.js';
+import { native } from '../native.js';
 
 export const SECTOR_SIZE = 512;
 
@@ -37,7 +38,11 @@ function checkPath(path: string, option: string): string {
   return path;
 }
 
-/** Opens a raw image for a VM; throws INVALID_ARGUMENT naming the file and the problem. */
+/**
+ * Opens a raw image for a VM and locks it (exclusive when writable, shared
+ * when read-only; released by close()); throws INVALID_ARGUMENT naming the
+ * file and the problem.
+ */
 export function openDisk(config: DiskConfig): OpenDisk {
   const bad = (why: string, cause?: unknown): never => {
     throw new HakoError('INVALID_ARGUMENT', `disk ${config.path}: ${why}`, cause === undefined ? undefined : { cause });
@@ -59,6 +64,10 @@ export function openDisk(config: DiskConfig): OpenDisk {
     if (!stat.isFile()) bad('not a regular file (hako attaches raw image files)');
     if (stat.size < SECTOR_SIZE) bad(`${stat.size} bytes; an image must hold at least one ${SECTOR_SIZE}-byte sector`);
     if (stat.size % SECTOR_SIZE !== 0) bad(`${stat.size} bytes, not a multiple of the ${SECTOR_SIZE}-byte sector size`);
+    // A writer excludes everyone, readers share: a VM never reads an image another one is changing.
+    if (!native().lockFile(fd, !config.readOnly)) {
+      bad(`in use by another VM or program (locked); ${config.readOnly ? 'it is attached writable elsewhere' : 'attach it to one VM at a time, or read-only (,ro) to several'}`);
+    }
     let closed = false;
     return {
       config,

@@ -51,6 +51,26 @@ test('openDisk checks the image and reports its capacity in sectors', () => {
   }
 });
 
+test('a writable disk is locked against every other user; read-only ones share', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-disk-'));
+  try {
+    const image = path.join(dir, 'shared.img');
+    fs.writeFileSync(image, Buffer.alloc(4096));
+    const writer = openDisk({ path: image, readOnly: false });
+    throwsArg(() => openDisk({ path: image, readOnly: false }), /shared\.img: in use by another VM or program \(locked\)/);
+    throwsArg(() => openDisk({ path: image, readOnly: true }), /in use by another VM/);
+    writer.close();
+    const r1 = openDisk({ path: image, readOnly: true });
+    const r2 = openDisk({ path: image, readOnly: true });
+    throwsArg(() => openDisk({ path: image, readOnly: false }), /attached writable elsewhere|in use/);
+    r1.close();
+    r2.close();
+    openDisk({ path: image, readOnly: false }).close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('virtio devices: disks first, then the rng; one window and interrupt line each, announced on the command line', () => {
   const devices = virtioDevices({
     kernel: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, cpuTemplate: 'host',
