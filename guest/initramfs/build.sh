@@ -18,10 +18,15 @@ install -m 0755 "$busybox" "$staging/bin/busybox"
 	[ -e "$staging/$applet" ] || ln -s /bin/busybox "$staging/$applet"
 done
 install -m 0755 "$here/init" "$staging/init"
-# The block-device benchmark that hako.init=blkbench runs (bench/blk.ts);
-# freestanding, so it adds ~13 KB rather than a static libc.
-gcc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -no-pie -Wall -Wextra -Werror -s \
-	-o "$staging/bin/hako-blkbench" "$here/../tools/blkbench.c"
+# guest/tools, freestanding (see sys.h), so each adds ~10 KB rather than a
+# static libc: the block-device benchmark that hako.init=blkbench runs
+# (bench/blk.ts), and the clock and RNG setup of template clones.
+tool() { # SOURCE NAME
+	gcc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -no-pie -Wall -Wextra -Werror -s \
+		-o "$staging/bin/$2" "$here/../tools/$1"
+}
+tool blkbench.c hako-blkbench
+tool clone-setup.c hako-clone-setup
 install -m 0644 "$here/fstab" "$staging/etc/fstab"
 
 # newc header (see Documentation/driver-api/early-userspace/buffer-format.rst)

@@ -7,22 +7,16 @@
 //   hako-blkbench: done
 // or "hako-blkbench: error: <what>" and exit status 1. MBps is 10^6 bytes/s.
 // HAKO_BLKBENCH_SECS (environment, e.g. from the kernel command line) sets the
-// seconds per test, default 3.
-//
-// Freestanding (raw x86-64 system calls, no libc): a static glibc binary would
-// add ~700 KB to the initramfs, and every initramfs byte is unpacked by
-// emulated kernel code on PVM hosts, in every boot.
+// seconds per test, default 3. Freestanding: see sys.h.
 
-typedef unsigned long u64;
-typedef long i64;
+#define TOOL_NAME "hako-blkbench"
+#include "sys.h"
 
-#define SYS_write 1
 #define SYS_open 2
 #define SYS_ioctl 16
 #define SYS_pread64 17
 #define SYS_pwrite64 18
 #define SYS_clock_gettime 228
-#define SYS_exit_group 231
 #define O_RDWR 02
 #define O_DIRECT 040000
 #define BLKGETSIZE64 0x80081272UL // _IOR(0x12, 114, size_t)
@@ -32,35 +26,8 @@ typedef long i64;
 #define RAND_BS 4096UL
 #define MAX_REGION (256UL << 20)
 
-static i64 sys(i64 n, i64 a, i64 b, i64 c, i64 d) {
-	register i64 r10 __asm__("r10") = d;
-	i64 ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
-	return ret;
-}
-
-// gcc may turn loops into memset calls even when freestanding.
-void *memset(void *dst, int c, u64 n) {
-	unsigned char *p = dst;
-	while (n--) *p++ = (unsigned char)c;
-	return dst;
-}
-
 // O_DIRECT needs sector-aligned buffers; 4 KiB alignment suits every device.
 static unsigned char buf[SEQ_BS] __attribute__((aligned(4096)));
-static char line[256];
-static u64 len;
-
-static void put(const char *s) {
-	while (*s) line[len++] = *s++;
-}
-
-static void put_u(u64 v) {
-	char d[20];
-	int n = 0;
-	do d[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-	while (n) line[len++] = d[--n];
-}
 
 // v / 10^decimals, printed with that many decimals.
 static void put_fixed(u64 v, int decimals) {
@@ -69,25 +36,6 @@ static void put_fixed(u64 v, int decimals) {
 	put_u(v / scale);
 	line[len++] = '.';
 	while (scale /= 10) line[len++] = (char)('0' + v / scale % 10);
-}
-
-static void flush(void) {
-	line[len++] = '\n';
-	sys(SYS_write, 1, (i64)line, (i64)len, 0);
-	len = 0;
-}
-
-static void die(const char *what, i64 err) {
-	len = 0;
-	put("hako-blkbench: error: ");
-	put(what);
-	if (err) {
-		put(": errno ");
-		put_u((u64)-err);
-	}
-	flush();
-	sys(SYS_exit_group, 1, 0, 0, 0);
-	__builtin_unreachable();
 }
 
 static u64 now_ns(void) {
@@ -103,12 +51,6 @@ static u64 next_random(void) { // xorshift64
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return rng;
-}
-
-static u64 parse_u(const char *s) {
-	u64 v = 0;
-	for (; *s >= '0' && *s <= '9'; s++) v = v * 10 + (u64)(*s - '0');
-	return v;
 }
 
 struct test {
@@ -166,13 +108,13 @@ static void run(const struct test *t, u64 limit_ns) {
 	flush();
 }
 
-void blkbench_main(char **argv, char **envp) {
+void tool_main(char **argv, char **envp) {
 	if (!argv[1]) die("usage: hako-blkbench DEVICE", 0);
 	u64 secs = 3;
 	for (char **e = envp; *e; e++) {
 		const char *k = "HAKO_BLKBENCH_SECS=", *v = *e;
 		while (*k && *k == *v) k++, v++;
-		if (!*k) secs = parse_u(v);
+		if (!*k && !parse_u(v, &secs)) secs = 0;
 	}
 	if (secs == 0) die("HAKO_BLKBENCH_SECS must be a positive number of seconds", 0);
 
@@ -200,14 +142,5 @@ void blkbench_main(char **argv, char **envp) {
 	if (*(u64 *)buf != expect) die("read-back: the last random write did not persist", 0);
 	put("hako-blkbench: done");
 	flush();
-	sys(SYS_exit_group, 0, 0, 0, 0);
+	exit_with(0);
 }
-
-// Entry: the kernel leaves argc, argv[], NULL, envp[], NULL on the stack.
-__asm__(".globl _start\n_start:\n"
-	"	lea 8(%rsp), %rdi\n"       // argv
-	"	mov (%rsp), %rax\n"
-	"	lea 16(%rsp,%rax,8), %rsi\n" // envp
-	"	and $-16, %rsp\n"
-	"	call blkbench_main\n"
-	"	hlt\n");

@@ -1,6 +1,6 @@
 // VM templates with the bundled guest: one cold boot makes the template, then
-// `hako boot` starts clones of it, each with its own hostname and the host's
-// wall time. Runs against its own HAKO_CACHE_DIR (the guest build is found
+// `hako boot` starts clones of it, each with its own hostname, RNG state and
+// the host's wall time. Runs against its own HAKO_CACHE_DIR (the guest build is found
 // through build/guest.json, not that cache), so removing templates here
 // leaves the user's alone.
 import { test } from 'uvu';
@@ -16,13 +16,28 @@ const cli = path.join(repoRoot, 'dist', 'host', 'cli', 'main.js');
 const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-template-test-'));
 const root = path.join(cache, 'templates');
 
-function hako(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+// A clone in shell mode runs this on its console. $((...)) tells the shell's
+// output apart from the console's echo of the script.
+const SCRIPT = [
+  'echo "T-CLONE-$((40+2)) $(date +%s) $(head -c 16 /dev/urandom | od -An -tx1 | tr -d \' \\n\')"',
+  'exit',
+].join('\n') + '\n';
+
+/** Runs the CLI; with `script`, writes it to the console once the guest prints its boot marker. */
+function hako(args: string[], script?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HAKO_CACHE_DIR: cache },
+      stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HAKO_CACHE_DIR: cache },
     });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
+    let stdout = '', stderr = '', ready = false;
+    if (script === undefined) child.stdin.end();
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (script !== undefined && !ready && stdout.includes('hako-init: ready')) {
+        ready = true;
+        child.stdin.end(script);
+      }
+    });
     child.stderr.on('data', (d) => { stderr += d; });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -40,10 +55,12 @@ test('hako template create: one cold boot, progress on stderr, the key on stdout
   assert.ok(fs.existsSync(path.join(root, key, 'memory.bin')));
 });
 
-test('hako boot twice: both clones print the markers and power off, with their own hostname and the host time', async () => {
+test('hako boot twice: both clones print the markers and power off, with their own hostname, /dev/urandom output and the host time', async () => {
   const before = fs.statSync(path.join(root, key));
   const memoryBefore = fs.statSync(path.join(root, key, 'memory.bin'));
-  const runs = await Promise.all([hako(['boot']), hako(['boot'])]);
+  const hostStart = Math.floor(Date.now() / 1000);
+  const runs = await Promise.all([hako(['boot', '--init-mode', 'shell'], SCRIPT), hako(['boot', '--init-mode', 'shell'], SCRIPT)]);
+  const hostEnd = Math.ceil(Date.now() / 1000);
   const guest = bundledGuest();
   const clones = runs.map(({ code, stdout, stderr }) => {
     assert.is(code, 0, stderr);
@@ -54,11 +71,15 @@ test('hako boot twice: both clones print the markers and power off, with their o
     assert.not.match(stdout, 'hako-clone', 'the clone line is not echoed');
     const m = /hako-init: clone (hako-[0-9a-f]{8}) (\d+)/.exec(stdout);
     assert.ok(m, `no clone marker in ${JSON.stringify(stdout)}`);
-    return { hostname: m![1]!, seconds: Number(m![2]) };
+    const shell = /T-CLONE-42 (\d+) ([0-9a-f]{32})/.exec(stdout);
+    assert.ok(shell, `no date and /dev/urandom bytes from the shell in ${JSON.stringify(stdout.slice(-2000))}`);
+    return { hostname: m![1]!, seconds: [Number(m![2]), Number(shell![1])], random: shell![2]! };
   });
   assert.is.not(clones[0]!.hostname, clones[1]!.hostname);
-  for (const { seconds } of clones) {
-    assert.ok(Math.abs(seconds - Date.now() / 1000) < 60, `guest time ${seconds} is the host's (${Math.round(Date.now() / 1000)})`);
+  assert.is.not(clones[0]!.random, clones[1]!.random, 'clones of one template must not share RNG state');
+  for (const seconds of clones.flatMap((c) => c.seconds)) {
+    // The guest's clock was set (and read) while the host was between these times.
+    assert.ok(seconds >= hostStart - 1 && seconds <= hostEnd + 1, `guest time ${seconds} outside the host's ${hostStart}..${hostEnd}`);
   }
   const after = fs.statSync(path.join(root, key));
   const memoryAfter = fs.statSync(path.join(root, key, 'memory.bin'));
