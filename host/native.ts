@@ -156,6 +156,20 @@ export interface NativeVm {
   setMemory(slot: number, guestPhysAddr: number, buffer: ArrayBuffer, size: number, owner: object): void;
   /** Maps anonymous private memory owned by the addon and registers it at `guestPhysAddr` (RAM that does not fit the Wasm memory). */
   addAnonymousMemory(slot: number, guestPhysAddr: number, size: number): void;
+  /**
+   * Maps [fileOffset, fileOffset + size) of the file at `path` private and copy-on-write (like mapMemoryFile:
+   * the guest's writes never reach the file) as addon-owned memory at `guestPhysAddr`, unmapped by close().
+   * `fileOffset` and `size` must be page-aligned, `size` > 0 and the file long enough, else a KvmError (EINVAL,
+   * syscall 'mmap(<path>)'); a file that cannot be opened is a KvmError of 'open(<path>)'.
+   */
+  addFileMemory(slot: number, guestPhysAddr: number, path: string, fileOffset: number, size: number): void;
+  /**
+   * Writes the addon-owned memory of `slot` (from addAnonymousMemory or addFileMemory) to the open file `fd`
+   * at `fileOffset`. All-zero pages are skipped, left as holes: the file range must read as zeros beforehand
+   * (e.g. a new file extended with ftruncate). Like the state accessors, EBUSY while any vCPU runs guest code;
+   * EINVAL for a slot that is not addon-owned.
+   */
+  writeSlotToFile(slot: number, fd: number, fileOffset: number): void;
   createVcpu(id: number): NativeVcpu;
   /** KVM_IRQ_LINE on the in-kernel irqchip. */
   setIrqLine(gsi: number, level: boolean): void;

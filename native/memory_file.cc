@@ -31,6 +31,28 @@ void checkIsBufferOfMemory(Napi::Env env, Napi::ArrayBuffer buffer, Napi::Object
 
 }  // namespace
 
+UniqueFd openMemoryFile(Napi::Env env, const std::string& syscall, const std::string& path, uint64_t offset,
+                        uint64_t size) {
+  uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  if (size == 0 || size % page != 0 || offset % page != 0) {
+    throwKvmError(env, syscall, EINVAL,
+                  "size " + hex(size) + " must be > 0 and, like the file offset " + hex(offset) +
+                      ", a multiple of the page size " + hex(page));
+  }
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) throwKvmError(env, "open(" + path + ")", errno);
+  struct stat st {};
+  if (fstat(fd.get(), &st) < 0) throwKvmError(env, "fstat(" + path + ")", errno);
+  // Pages past the end of the file would raise SIGBUS when touched.
+  if (!S_ISREG(st.st_mode)) throwKvmError(env, syscall, EINVAL, "not a regular file");
+  if (static_cast<uint64_t>(st.st_size) < offset + size) {
+    throwKvmError(env, syscall, EINVAL,
+                  "the file is " + hex(st.st_size) + " bytes, shorter than the size " + hex(size) + " to map" +
+                      (offset == 0 ? "" : " from offset " + hex(offset)));
+  }
+  return fd;
+}
+
 void MapMemoryFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
@@ -49,16 +71,7 @@ void MapMemoryFile(const Napi::CallbackInfo& info) {
                   "size " + hex(size) + " must be > 0, a multiple of the page size " + hex(page) +
                       " and within the buffer's byteLength " + hex(buffer.ByteLength()));
   }
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) throwKvmError(env, "open(" + path + ")", errno);
-  struct stat st {};
-  if (fstat(fd.get(), &st) < 0) throwKvmError(env, "fstat(" + path + ")", errno);
-  // Pages past the end of the file would raise SIGBUS when touched.
-  if (!S_ISREG(st.st_mode)) throwKvmError(env, syscall, EINVAL, "not a regular file");
-  if (static_cast<uint64_t>(st.st_size) < size) {
-    throwKvmError(env, syscall, EINVAL,
-                  "the file is " + hex(st.st_size) + " bytes, shorter than the size " + hex(size) + " to map");
-  }
+  UniqueFd fd = openMemoryFile(env, syscall, path, 0, size);
   // Private: writes go to copy-on-write pages of this process, never to the file.
   if (mmap(start, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd.get(), 0) == MAP_FAILED) {
     throwKvmError(env, syscall, errno, "size " + hex(size));

@@ -3,6 +3,7 @@
 #include "js_values.h"
 #include "kvm_error.h"
 #include "kvm_system.h"
+#include "memory_file.h"
 #include "state_blob.h"
 #include "vcpu_object.h"
 
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace hako {
 
@@ -49,6 +51,8 @@ Napi::Function Vm::Define(Napi::Env env) {
                      {
                          InstanceMethod<&Vm::SetMemory>("setMemory"),
                          InstanceMethod<&Vm::AddAnonymousMemory>("addAnonymousMemory"),
+                         InstanceMethod<&Vm::AddFileMemory>("addFileMemory"),
+                         InstanceMethod<&Vm::WriteSlotToFile>("writeSlotToFile"),
                          InstanceMethod<&Vm::CreateVcpu>("createVcpu"),
                          InstanceMethod<&Vm::SetIrqLine>("setIrqLine"),
                          InstanceMethod<&Vm::CreateEventfd>("createEventfd"),
@@ -157,6 +161,63 @@ void Vm::AddAnonymousMemory(const Napi::CallbackInfo& info) {
   holder.mappingSize = size;
   // On failure the holder is destroyed, and with it the mapping.
   registerSlot(env, slot, guestPhysAddr, mapping, size, std::move(holder));
+}
+
+void Vm::AddFileMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t slot = static_cast<uint32_t>(toUint(info[0], "slot", 0xffff));
+  uint64_t guestPhysAddr = toUint(info[1], "guestPhysAddr", kMaxSafeInteger);
+  if (!info[2].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+  std::string path = info[2].As<Napi::String>().Utf8Value();
+  uint64_t fileOffset = toUint(info[3], "fileOffset", kMaxSafeInteger);
+  uint64_t size = toUint(info[4], "size", kMaxSafeInteger);
+  const std::string syscall = "mmap(" + path + ")";
+  vmFd(env, syscall);
+  UniqueFd fd = openMemoryFile(env, syscall, path, fileOffset, size);
+  // Private: the guest's writes go to copy-on-write pages of this process, never to the file.
+  void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(),
+                       static_cast<off_t>(fileOffset));
+  if (mapping == MAP_FAILED) throwKvmError(env, syscall, errno, "offset " + hex(fileOffset) + ", size " + hex(size));
+  MemorySlot holder;
+  holder.mapping = mapping;
+  holder.mappingSize = size;
+  // On failure the holder is destroyed, and with it the mapping.
+  registerSlot(env, slot, guestPhysAddr, mapping, size, std::move(holder));
+}
+
+void Vm::WriteSlotToFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t slot = static_cast<uint32_t>(toUint(info[0], "slot", 0xffff));
+  int fd = static_cast<int>(toUint(info[1], "fd", 0x7fffffff));
+  uint64_t fileOffset = toUint(info[2], "fileOffset", kMaxSafeInteger);
+  const std::string syscall = "pwrite(slot " + std::to_string(slot) + ")";
+  // The guest must not write the memory while it is copied: the file would hold a torn state.
+  stateFd(env, "writeSlotToFile");
+  auto found = slots_.find(slot);
+  if (found == slots_.end() || found->second.mapping == nullptr) {
+    throwKvmError(env, syscall, EINVAL, "slot " + std::to_string(slot) + " is not addon-owned memory");
+  }
+  const auto* memory = static_cast<const uint8_t*>(found->second.mapping);
+  const uint64_t size = found->second.mappingSize;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const std::vector<uint8_t> zeroPage(page, 0);
+  auto isZero = [&](uint64_t at) { return std::memcmp(memory + at, zeroPage.data(), page) == 0; };
+  // Zero pages stay holes: untouched guest RAM costs neither disk nor the page cache.
+  uint64_t at = 0;
+  while (at < size) {
+    if (isZero(at)) {
+      at += page;
+      continue;
+    }
+    uint64_t end = at + page;
+    while (end < size && !isZero(end)) end += page;
+    while (at < end) {
+      ssize_t n = pwrite(fd, memory + at, end - at, static_cast<off_t>(fileOffset + at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throwKvmError(env, syscall, n < 0 ? errno : EIO, "fd " + std::to_string(fd) + ", file offset " + hex(fileOffset + at));
+      at += static_cast<uint64_t>(n);
+    }
+  }
 }
 
 Napi::Value Vm::CreateVcpu(const Napi::CallbackInfo& info) {

@@ -36,6 +36,8 @@ class Vm : public Napi::ObjectWrap<Vm> {
 
   void SetMemory(const Napi::CallbackInfo& info);
   void AddAnonymousMemory(const Napi::CallbackInfo& info);
+  void AddFileMemory(const Napi::CallbackInfo& info);
+  void WriteSlotToFile(const Napi::CallbackInfo& info);
   Napi::Value CreateVcpu(const Napi::CallbackInfo& info);
   void SetIrqLine(const Napi::CallbackInfo& info);
   Napi::Value CreateEventfd(const Napi::CallbackInfo& info);

@@ -6,7 +6,7 @@ import { Vm, type VmExit } from '../vmm/vm.js';
 import { templateRoot } from '../template/cache.js';
 import { checkInitMode, startClone } from '../template/clone.js';
 import { ensureTemplate } from '../template/create.js';
-import { bundledTemplateSpec, templateFits } from '../template/spec.js';
+import { bundledTemplateSpec } from '../template/spec.js';
 import { isPvmHost } from '../vmm/kvm.js';
 import { platformCmdline } from '../vmm/cmdline.js';
 import { parseDiskOption } from '../block/disk.js';
@@ -18,8 +18,8 @@ Boots a Linux kernel in a KVM microVM; the guest's serial console is this
 terminal. Without options it boots the bundled guest that guest/ builds.
 
 The bundled guest (no --kernel, --initrd, --cmdline or --disk; the host's default
-CPU template; at most 3072 MiB) starts as a clone of a VM template, a
-snapshot taken once its init was up, in seconds. The template for the VM's
+CPU template) starts as a clone of a VM template, a snapshot taken once its
+init was up, in seconds. The template for the VM's
 shape is made first when missing (one cold boot; see 'hako template --help').
 
 Options:
@@ -79,7 +79,7 @@ export async function boot(argv: string[]): Promise<number> {
   const cpuTemplate = (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost);
   const disks = (values.disk ?? []).map(parseDiskOption);
   const fromTemplate = !values['no-template'] && values.kernel === undefined && values.initrd === undefined
-    && values.cmdline === undefined && disks.length === 0 && cpuTemplate === defaultTemplate(pvmHost) && templateFits(memoryMiB);
+    && values.cmdline === undefined && disks.length === 0 && cpuTemplate === defaultTemplate(pvmHost);
   let vm: Vm;
   if (fromTemplate) {
     const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost);

@@ -1,9 +1,10 @@
 // The on-disk snapshot: a directory holding
 //   manifest.json  format version, VM shape, input hashes, host facts, memory file facts
 //   state.json     KVM vCPU and VM state, device model state (blobs in base64)
-//   memory.bin     guest RAM, mapped copy-on-write by every restore
+//   memory.bin     guest RAM, mapped copy-on-write by every restore: low RAM (the Wasm window,
+//                  layout.ts lowRamBytes), then the RAM above the MMIO gap if any; zero pages are holes
 // Written into a temporary directory and renamed, so a snapshot is whole or absent.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HakoError } from '../errors.js';
@@ -35,6 +36,14 @@ export interface SnapshotManifest {
   memory: { bytes: number; sha256: string; mtimeMs: number };
 }
 
+/** Guest RAM as a snapshot stores it: low RAM, then `highBytes` of RAM above the MMIO gap. */
+export interface SnapshotMemory {
+  low: Uint8Array;
+  highBytes: number;
+  /** Writes the high RAM into `fd` at `fileOffset`, where the file reads as zeros (zero pages may be skipped). */
+  writeHigh(fd: number, fileOffset: number): void;
+}
+
 export interface SnapshotState {
   vcpus: VcpuState[];
   vm: VmState;
@@ -47,6 +56,30 @@ const bad = (dir: string, what: string): never => {
 
 export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** Large enough for fast I/O and hashing, small enough to cost nothing next to guest RAM. */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Feeds [from, to) of the open file `fd` to `hash` in chunks: memory files may be larger than any Buffer. */
+function hashFileRange(hash: Hash, fd: number, from: number, to: number): void {
+  const chunk = Buffer.alloc(CHUNK_BYTES);
+  for (let at = from; at < to;) {
+    const n = fs.readSync(fd, chunk, 0, Math.min(CHUNK_BYTES, to - at), at);
+    if (n === 0) throw new Error(`unexpected end of file at byte ${at} of ${to}`);
+    hash.update(chunk.subarray(0, n));
+    at += n;
+  }
+}
+
+/** Writes `low` to the new, zero-filled file `fd` from offset 0, leaving zero chunks as holes, and hashes all of it. */
+function writeSparse(hash: Hash, fd: number, low: Uint8Array): void {
+  const zeros = Buffer.alloc(CHUNK_BYTES);
+  for (let at = 0; at < low.byteLength; at += CHUNK_BYTES) {
+    const chunk = Buffer.from(low.buffer, low.byteOffset + at, Math.min(CHUNK_BYTES, low.byteLength - at));
+    hash.update(chunk);
+    if (!chunk.equals(zeros.subarray(0, chunk.byteLength))) fs.writeSync(fd, chunk, 0, chunk.byteLength, at);
+  }
 }
 
 // JSON with the two types it lacks: bigint (registers) and Buffer (KVM structs).
@@ -70,19 +103,32 @@ function reviver(_key: string, value: unknown): unknown {
 
 /** Writes a snapshot of `memory` (guest RAM) and `state` to `dir`, which must not exist yet. */
 export function writeSnapshot(dir: string, manifest: Omit<SnapshotManifest, 'formatVersion' | 'createdAt' | 'memory'>,
-  memory: Uint8Array, state: SnapshotState): SnapshotManifest {
+  memory: SnapshotMemory, state: SnapshotState): SnapshotManifest {
   if (fs.existsSync(dir)) throw new HakoError('INVALID_ARGUMENT', `snapshot directory ${dir} already exists`);
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   try {
     const memoryPath = path.join(tmp, MEMORY_FILE);
-    fs.writeFileSync(memoryPath, memory);
+    const bytes = memory.low.byteLength + memory.highBytes;
+    const hash = createHash('sha256');
+    const fd = fs.openSync(memoryPath, 'wx+');
+    try {
+      // A sparse file of the full size: every part skipped while writing reads as zeros.
+      fs.ftruncateSync(fd, bytes);
+      writeSparse(hash, fd, memory.low);
+      if (memory.highBytes > 0) {
+        memory.writeHigh(fd, memory.low.byteLength);
+        hashFileRange(hash, fd, memory.low.byteLength, bytes);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
     const full: SnapshotManifest = {
       formatVersion: SNAPSHOT_FORMAT_VERSION,
       createdAt: new Date().toISOString(),
       ...manifest,
-      memory: { bytes: memory.byteLength, sha256: sha256(memory), mtimeMs: fs.statSync(memoryPath).mtimeMs },
+      memory: { bytes, sha256: hash.digest('hex'), mtimeMs: fs.statSync(memoryPath).mtimeMs },
     };
     fs.writeFileSync(path.join(tmp, STATE_FILE), JSON.stringify(state, replacer));
     fs.writeFileSync(path.join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2) + '\n');
@@ -132,10 +178,21 @@ export function readManifest(dir: string): SnapshotManifest {
   if (stat.size !== manifest.memory.bytes) {
     bad(dir, `${MEMORY_FILE} is ${stat.size} bytes, the manifest says ${manifest.memory.bytes} (truncated or replaced)`);
   }
-  if (stat.mtimeMs !== manifest.memory.mtimeMs && sha256(fs.readFileSync(memoryPath)) !== manifest.memory.sha256) {
+  if (stat.mtimeMs !== manifest.memory.mtimeMs && fileSha256(memoryPath, stat.size) !== manifest.memory.sha256) {
     bad(dir, `${MEMORY_FILE} does not match the sha256 in the manifest (changed after the snapshot was taken)`);
   }
   return manifest;
+}
+
+function fileSha256(file: string, bytes: number): string {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    hashFileRange(hash, fd, 0, bytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 function isDeviceConfig(d: unknown): d is VirtioDeviceConfig {

@@ -2,7 +2,6 @@
 // the key inputs that identify it.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { LOW_RAM_MAX } from '../boot/layout.js';
 import { defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { HakoError } from '../errors.js';
 import { bundledCmdline, bundledGuest } from '../guest.js';
@@ -22,18 +21,8 @@ export interface TemplateSpec {
   cpuTemplate: CpuTemplateName;
 }
 
-const MIB = 1024 * 1024;
-
-/** Whether a template can hold that much RAM: snapshots do not cover RAM above the 3 GiB Wasm window yet. */
-export function templateFits(memoryMiB: number): boolean {
-  return memoryMiB * MIB <= LOW_RAM_MAX;
-}
-
 /** The bundled guest as a template of `vcpus` and `memoryMiB`, with this host's CPU template. */
 export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number }, pvmHost: boolean): TemplateSpec {
-  if (!templateFits(shape.memoryMiB)) {
-    throw new HakoError('INVALID_ARGUMENT', `templates hold at most ${LOW_RAM_MAX / MIB} MiB of RAM (snapshots do not cover RAM above the 3 GiB Wasm window yet), got --memory ${shape.memoryMiB}`);
-  }
   const guest = bundledGuest();
   return {
     kernel: guest.vmlinux,

@@ -36,6 +36,8 @@ export interface VmOptions {
 }
 
 const MIB = 1024 * 1024;
+/** The KVM slot of guest RAM above the MMIO gap (slot 0 is the Wasm memory's low RAM). */
+const HIGH_RAM_SLOT = 1;
 
 /** What a VM is made of, as a snapshot's manifest records it. */
 type VmIdentity = Pick<SnapshotManifest, 'vm' | 'inputs'>;
@@ -44,6 +46,8 @@ type VmIdentity = Pick<SnapshotManifest, 'vm' | 'inputs'>;
 interface MachineSetup {
   /** Fills guest RAM (the low window `ram` of `memory`) before it is registered with KVM. */
   loadRam(ram: Uint8Array, memory: WebAssembly.Memory): void;
+  /** Registers the `bytes` of RAM above the MMIO gap; without it, fresh anonymous memory. */
+  addHighRam?(kvmVm: NativeVm, bytes: number): void;
   /** Sets vCPU `id`'s state after its CPUID. */
   initVcpu(vcpu: NativeVcpu, id: number): void;
   /** Runs once all vCPUs exist. */
@@ -146,11 +150,14 @@ export class Vm {
     const caps = kvm.addon.kvmInfo();
     return Vm.assemble(kvm, { vm: manifest.vm, inputs: manifest.inputs }, options, {
       loadRam: (ram, memory) => {
-        if (ram.byteLength !== manifest.memory.bytes) {
+        if (manifest.vm.memoryMiB * MIB !== manifest.memory.bytes) {
           throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir}: ${manifest.memory.bytes} bytes of memory for ${manifest.vm.memoryMiB} MiB of RAM`);
         }
         kvm.addon.mapMemoryFile(memory.buffer, ram.byteLength, memoryFile(dir), memory);
       },
+      // The memory file holds low RAM first, then the high RAM, which maps copy-on-write like the low part.
+      addHighRam: (kvmVm, bytes) => kvmVm.addFileMemory(HIGH_RAM_SLOT, HIGH_RAM_BASE, memoryFile(dir),
+        lowRamBytes(manifest.memory.bytes), bytes),
       initVcpu: (vcpu, id) => {
         if (vcpu.getTscKhz() !== manifest.host.tscKhz) {
           throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir} was made with a ${manifest.host.tscKhz} kHz TSC; this host's is ${vcpu.getTscKhz()} kHz`);
@@ -189,7 +196,10 @@ export class Vm {
     try {
       setup.loadRam(new Uint8Array(devices.memory.buffer, 0, lowBytes), devices.memory);
       kvmVm.setMemory(0, 0, devices.memory.buffer, lowBytes, devices.memory);
-      if (ramBytes > lowBytes) kvmVm.addAnonymousMemory(1, HIGH_RAM_BASE, ramBytes - lowBytes);
+      if (ramBytes > lowBytes) {
+        if (setup.addHighRam) setup.addHighRam(kvmVm, ramBytes - lowBytes);
+        else kvmVm.addAnonymousMemory(HIGH_RAM_SLOT, HIGH_RAM_BASE, ramBytes - lowBytes);
+      }
       // Virtio devices reach guest RAM through the Wasm memory only: the low window.
       devices.setGuestRamBytes(lowBytes);
       virtio = VirtioDevices.attach(kvm.addon, kvmVm, devices, identity.vm.devices, lowBytes);
@@ -220,9 +230,6 @@ export class Vm {
   async snapshot(dir: string): Promise<void> {
     if (this.running === 0 || this.exit) throw new HakoError('INVALID_ARGUMENT', 'only a running VM can be snapshotted');
     if (this.pausing) throw new HakoError('INVALID_ARGUMENT', 'a snapshot of this VM is already being taken');
-    if (this.identity.vm.memoryMiB * MIB > lowRamBytes(this.identity.vm.memoryMiB * MIB)) {
-      throw new HakoError('INVALID_ARGUMENT', 'snapshots of VMs with RAM above the 3 GiB Wasm window are not supported yet');
-    }
     await new Promise<void>((resolve, reject) => {
       this.pausing = { resolve, reject };
       this.kvmVm.stop();
@@ -230,13 +237,18 @@ export class Vm {
     try {
       const caps = this.kvm.addon.kvmInfo();
       const msrIndices = readableMsrs(this.vcpus[0]!, this.kvm.addon.getMsrIndexList());
-      const lowBytes = lowRamBytes(this.identity.vm.memoryMiB * MIB);
+      const ramBytes = this.identity.vm.memoryMiB * MIB;
+      const lowBytes = lowRamBytes(ramBytes);
       // Block requests still in flight complete into guest RAM first: the saved rings then hold no half-done request.
       this.virtio.drain();
       writeSnapshot(dir, {
         ...this.identity,
         host: { pvm: isPvmHost(), tscKhz: this.vcpus[0]!.getTscKhz() },
-      }, new Uint8Array(this.devices.memory.buffer, 0, lowBytes), {
+      }, {
+        low: new Uint8Array(this.devices.memory.buffer, 0, lowBytes),
+        highBytes: ramBytes - lowBytes,
+        writeHigh: (fd, fileOffset) => this.kvmVm.writeSlotToFile(HIGH_RAM_SLOT, fd, fileOffset),
+      }, {
         vcpus: this.vcpus.map((v) => captureVcpu(v, msrIndices, caps)),
         vm: captureVm(this.kvmVm),
         devices: this.devices.saveState(),

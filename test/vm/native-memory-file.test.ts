@@ -1,6 +1,6 @@
-// mapMemoryFile: guest RAM as a private copy-on-write clone of a file (a
-// snapshot's memory). JS writes stay in the process; other clones and the
-// file never see them.
+// mapMemoryFile and addFileMemory: guest RAM as a private copy-on-write clone
+// of a file (a snapshot's memory). JS writes stay in the process; other clones
+// and the file never see them. writeSlotToFile saves addon-owned RAM.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,6 +88,50 @@ test('mapping 256 MiB takes microseconds', () => {
   const median = [...times].sort((a, b) => a - b)[2]!;
   console.log(`  mapMemoryFile(256 MiB): median ${median.toFixed(1)} us (${times.map((t) => t.toFixed(1)).join(', ')})`);
   assert.ok(median < 5000, `median ${median} us`);
+});
+
+test('a VM\'s addon-owned memory: written to a file, mapped back copy-on-write at an offset', () => {
+  const page = 4096;
+  const vm = new addon.Vm();
+  try {
+    vm.addAnonymousMemory(1, 2 ** 32, 4 * page);
+    const file = path.join(dir, 'slot');
+    const fd = fs.openSync(file, 'w+');
+    fs.ftruncateSync(fd, 8 * page);
+    vm.writeSlotToFile(1, fd, 2 * page);
+    fs.closeSync(fd);
+    assert.ok(fs.readFileSync(file).every((b) => b === 0), 'untouched memory reads as zeros');
+    assert.is(fs.statSync(file).blocks, 0, 'zero pages are left as holes');
+
+    const data = patternFile('data', 8 * page);
+    vm.addFileMemory(2, 2 ** 33, data, 2 * page, 4 * page);
+    const refused = (call: () => void, message: RegExp) => {
+      try {
+        call();
+      } catch (e) {
+        assert.ok(isKvmError(e), String(e));
+        assert.match(e.message, message);
+        return;
+      }
+      assert.unreachable(`accepted: ${call}`);
+    };
+    refused(() => vm.addFileMemory(3, 2 ** 34, data, 100, page), /EINVAL .*file offset 0x64, a multiple of the page size/);
+    refused(() => vm.addFileMemory(3, 2 ** 34, data, 6 * page, 4 * page), /EINVAL .*the file is 0x8000 bytes, shorter than the size 0x4000 to map from offset 0x6000/);
+    refused(() => vm.addFileMemory(2, 2 ** 34, data, 0, page), /EEXIST .*slot 2 is in use/);
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    vm.setMemory(0, 0, memory.buffer, WASM_PAGE, memory);
+    refused(() => vm.writeSlotToFile(0, 0, 0), /EINVAL .*slot 0 is not addon-owned memory/);
+
+    // What the file mapping holds comes back out through writeSlotToFile: the file's bytes from the offset.
+    const copy = path.join(dir, 'copy');
+    const copyFd = fs.openSync(copy, 'w+');
+    fs.ftruncateSync(copyFd, 4 * page);
+    vm.writeSlotToFile(2, copyFd, 0);
+    fs.closeSync(copyFd);
+    assert.ok(matchesPattern(fs.readFileSync(copy), 2 * page), 'the slot holds the file from the offset');
+  } finally {
+    vm.close();
+  }
 });
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,12 +1,14 @@
-// Snapshot and restore on a tiny guest that counts in memory and records the
-// first console byte it receives: clones continue from the snapshot, stay
-// independent of each other, and never write to the snapshot's memory file.
+// Snapshot and restore on tiny guests that count in memory and record the
+// first console byte they receive (one with RAM above the Wasm window): clones
+// continue from the snapshot, stay independent of each other, and never write
+// to the snapshot's memory file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { HIGH_RAM_BASE, LOW_RAM_MAX } from '../../host/boot/layout.js';
 import { defaultTemplate } from '../../host/cpu/template.js';
 import { HakoError } from '../../host/errors.js';
 import { memoryFile, sha256, SNAPSHOT_FORMAT_VERSION } from '../../host/snapshot/format.js';
@@ -126,6 +128,68 @@ test('a manifest from another format version or another CPU template is refused'
   await refused(edit('version', (m) => { m.formatVersion = 99; }), new RegExp(`format version 99 is not the one this hako reads \\(${SNAPSHOT_FORMAT_VERSION}\\)`));
   const other = config.cpuTemplate === 'host' ? 'compatible' : 'host';
   await refused(edit('template', (m) => { m.vm.cpuTemplate = other; }), new RegExp(`made with CPU template ${other}`));
+});
+
+// A guest with RAM above the 3 GiB Wasm window. It turns on long-mode paging
+// and runs on in compatibility mode (32-bit code, 4-level page tables), where
+// the virtual HIGH_VIRT maps to guest-physical 4 GiB, the first high RAM byte.
+// (32-bit PAE paging alone triple-faults under PVM.)
+// setup: PML4 at 2 MiB -> PDPT: [0] -> PD0 (identity 2 MiB: code and data), [1] -> PD1 (HIGH_VIRT -> 4 GiB)
+//        CR3 = PML4; CR4.PAE; EFER.LME; CR0.PG; mov dword [HIGH_MARK], MARKER
+// loop:  inc dword [COUNTER]; poll COM1 as above; on a byte: mov [HIGH_INPUT], al;
+//        mov eax, [HIGH_MARK]; mov [COPY], eax  (what this VM reads from high RAM)
+const PML4 = 0x20_0000;
+const HIGH_VIRT = 0x4000_0000;
+const HIGH_MARK = HIGH_VIRT + 0x1000;
+const HIGH_INPUT = HIGH_MARK + 4;
+const COPY = SCRATCH + 8;
+const MARKER = 0x6869_6768; // "high"
+const movDword = (addr: number, value: number) => [0xc7, 0x05, ...le32(addr), ...le32(value)];
+const setup = [
+  ...movDword(PML4, (PML4 + 0x1000) | 3),
+  ...movDword(PML4 + 0x1000, (PML4 + 0x2000) | 3), ...movDword(PML4 + 0x1008, (PML4 + 0x3000) | 3),
+  ...movDword(PML4 + 0x2000, 0x83), ...movDword(PML4 + 0x3000, 0x83), ...movDword(PML4 + 0x3004, 1),
+  0xb8, ...le32(PML4), 0x0f, 0x22, 0xd8,                                    // mov eax, PML4; mov cr3, eax
+  0x0f, 0x20, 0xe0, 0x0d, ...le32(0x20), 0x0f, 0x22, 0xe0,                  // CR4 |= PAE
+  0xb9, ...le32(0xc000_0080), 0x0f, 0x32, 0x0d, ...le32(0x100), 0x0f, 0x30, // EFER |= LME
+  0x0f, 0x20, 0xc0, 0x0d, ...le32(0x8000_0000), 0x0f, 0x22, 0xc0,           // CR0 |= PG
+  ...movDword(HIGH_MARK, MARKER),
+];
+const highTail = [0x66, 0xba, ...le32(COM1).slice(0, 2), 0xec, 0xa2, ...le32(HIGH_INPUT), 0xa1, ...le32(HIGH_MARK), 0xa3, ...le32(COPY)];
+const highCode = [...loop, 0x74, (-(loop.length + 2)) & 0xff];
+highCode.push(...highTail, 0xeb, (-(highCode.length + highTail.length + 2)) & 0xff);
+const highGuest = writeTinyGuest(tmp, 'high', [...setup, ...highCode]);
+const HIGH_MIB = 3200;
+
+/** Reads `length` bytes of the memory file of `dir` at guest-physical `gpa` (high RAM follows low RAM in the file). */
+function readGuest(dir: string, gpa: number, length: number): Buffer {
+  const offset = gpa >= HIGH_RAM_BASE ? LOW_RAM_MAX + gpa - HIGH_RAM_BASE : gpa;
+  const fd = fs.openSync(memoryFile(dir), 'r');
+  try {
+    const out = Buffer.alloc(length);
+    fs.readSync(fd, out, 0, length, offset);
+    return out;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+test('RAM above the 3 GiB Wasm window: snapshotted, cloned copy-on-write, the memory file untouched', async () => {
+  const highBase = path.join(tmp, 'high-base');
+  await runThenSnapshot(await Vm.create({ ...config, kernel: highGuest, memoryMiB: HIGH_MIB }), 150, highBase);
+  const file = memoryFile(highBase);
+  assert.is(fs.statSync(file).size, HIGH_MIB * 1024 * 1024);
+  assert.ok(fs.statSync(file).blocks * 512 < 64 * 1024 * 1024, 'untouched RAM is left as holes');
+  assert.is(readGuest(highBase, HIGH_RAM_BASE + 0x1000, 4).readUInt32LE(), MARKER, 'the guest wrote its marker into high RAM');
+  assert.is(readGuest(highBase, COPY, 4).readUInt32LE(), 0);
+  const before = readGuest(highBase, HIGH_RAM_BASE, 0x2000);
+
+  const clone = path.join(tmp, 'high-clone');
+  await runThenSnapshot(await Vm.restore(highBase), 150, clone, 'C');
+  assert.is(readGuest(clone, COPY, 4).readUInt32LE(), MARKER, 'the clone read the marker from the mapped memory file');
+  assert.is(String.fromCharCode(readGuest(clone, HIGH_RAM_BASE + 0x1004, 1)[0]!), 'C', 'the clone wrote its input into high RAM');
+  assert.ok(readGuest(highBase, HIGH_RAM_BASE, 0x2000).equals(before), "the clone's write did not reach the snapshot's memory file");
+  assert.ok(readGuest(clone, COUNTER, 4).readUInt32LE() > readGuest(highBase, COUNTER, 4).readUInt32LE(), 'the clone kept counting');
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
