@@ -10,7 +10,8 @@ import { detectKernel, loadLinux } from '../boot/loader.js';
 import { HIGH_RAM_BASE, lowRamBytes } from '../boot/layout.js';
 import { loadDevices, type Devices } from '../wasm/devices.js';
 import { validateVcpuLimit, validateVmConfig, virtioDevices, type VmConfig } from './config.js';
-import { virtioCmdline, VirtioDevices } from './virtio.js';
+import { virtioCmdline, VirtioDevices, type VirtioDeviceConfig } from './virtio.js';
+import type { DiskConfig } from '../block/disk.js';
 import { isPvmHost, openKvm, type KvmHost } from './kvm.js';
 import { captureVcpu, captureVm, readableMsrs, restoreVcpu, restoreVm } from '../snapshot/machine_state.js';
 import { memoryFile, readManifest, readState, sha256, writeSnapshot, type SnapshotManifest } from '../snapshot/format.js';
@@ -33,6 +34,15 @@ export interface VmExit {
 export interface VmOptions {
   /** Receives the guest's serial console output. */
   console?: (chunk: Buffer) => void;
+}
+
+/** What a restore may change about the snapshot's VM. */
+export interface RestoreOptions extends VmOptions {
+  /**
+   * Images to attach instead of the snapshot's disks, in the same order: as
+   * many, each with the same read-only mode and size (the guest knows them).
+   */
+  disks?: DiskConfig[];
 }
 
 const MIB = 1024 * 1024;
@@ -134,8 +144,9 @@ export class Vm {
    * a copy-on-write mapping of the snapshot's memory file, so it starts
    * without copying and clones share unwritten pages. Call run() to start it.
    */
-  static async restore(dir: string, options: VmOptions = {}): Promise<Vm> {
+  static async restore(dir: string, options: RestoreOptions = {}): Promise<Vm> {
     const manifest = readManifest(dir);
+    const devices = options.disks ? replaceDisks(dir, manifest.vm.devices, options.disks) : manifest.vm.devices;
     const state = readState(dir);
     const kvm = openKvm();
     const pvm = isPvmHost();
@@ -148,7 +159,7 @@ export class Vm {
     if (state.vcpus.length !== manifest.vm.vcpus) throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir}: state for ${state.vcpus.length} vCPUs, manifest says ${manifest.vm.vcpus}`);
     validateVcpuLimit(manifest.vm.vcpus, kvm.maxVcpus);
     const caps = kvm.addon.kvmInfo();
-    return Vm.assemble(kvm, { vm: manifest.vm, inputs: manifest.inputs }, options, {
+    return Vm.assemble(kvm, { vm: { ...manifest.vm, devices }, inputs: manifest.inputs }, options, {
       loadRam: (ram, memory) => {
         if (manifest.vm.memoryMiB * MIB !== manifest.memory.bytes) {
           throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir}: ${manifest.memory.bytes} bytes of memory for ${manifest.vm.memoryMiB} MiB of RAM`);
@@ -329,6 +340,23 @@ export class Vm {
     this.pendingConsole = [];
     (this.options.console ?? ((c) => process.stdout.write(c)))(chunk);
   }
+}
+
+/** The snapshot's devices with its disks replaced by `disks`, which must match them in number and mode. */
+function replaceDisks(dir: string, devices: VirtioDeviceConfig[], disks: DiskConfig[]): VirtioDeviceConfig[] {
+  const count = devices.filter((d) => d.kind === 'block').length;
+  if (disks.length !== count) {
+    throw new HakoError('INVALID_ARGUMENT', `snapshot ${dir} has ${count} disk(s); the restore gave ${disks.length}`);
+  }
+  let next = 0;
+  return devices.map((d) => {
+    if (d.kind !== 'block') return d;
+    const disk = disks[next++]!;
+    if (disk.readOnly !== d.readOnly) {
+      throw new HakoError('INVALID_ARGUMENT', `disk ${next} of snapshot ${dir} is ${d.readOnly ? 'read-only' : 'writable'}; ${disk.path} must be attached the same way`);
+    }
+    return { kind: 'block', path: disk.path, readOnly: disk.readOnly };
+  });
 }
 
 function exitFromStop(vcpu: number, reason: StopReason, detail: string): VmExit {

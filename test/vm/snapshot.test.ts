@@ -174,6 +174,33 @@ function readGuest(dir: string, gpa: number, length: number): Buffer {
   }
 }
 
+test('a restore may swap disk images, same number and mode; a mismatch is refused naming the disk', async () => {
+  const image = (name: string, bytes = 1 << 20) => {
+    const file = path.join(tmp, name);
+    fs.writeFileSync(file, Buffer.alloc(bytes));
+    return file;
+  };
+  const withDisk = path.join(tmp, 'with-disk');
+  await runThenSnapshot(await Vm.create({ ...config, disks: [{ path: image('a.img'), readOnly: false }] }), 100, withDisk);
+  const clone = await Vm.restore(withDisk, { disks: [{ path: image('b.img'), readOnly: false }] });
+  const done = clone.run();
+  await sleep(50);
+  clone.stop();
+  assert.is((await done).kind, 'stopped');
+  const fails = async (disks: { path: string; readOnly: boolean }[], message: RegExp) => {
+    try {
+      await Vm.restore(withDisk, { disks });
+    } catch (e) {
+      assert.match((e as Error).message, message);
+      return;
+    }
+    assert.unreachable('restored');
+  };
+  await fails([], /has 1 disk\(s\); the restore gave 0/);
+  await fails([{ path: image('c.img'), readOnly: true }], /disk 1 of snapshot .* is writable; .*c\.img must be attached the same way/);
+  await fails([{ path: image('d.img', 2 << 20), readOnly: false }], /device state blob rejected/);
+});
+
 test('RAM above the 3 GiB Wasm window: snapshotted, cloned copy-on-write, the memory file untouched', async () => {
   const highBase = path.join(tmp, 'high-base');
   await runThenSnapshot(await Vm.create({ ...config, kernel: highGuest, memoryMiB: HIGH_MIB }), 150, highBase);
