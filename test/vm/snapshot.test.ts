@@ -201,6 +201,26 @@ test('a restore may swap disk images, same number and mode; a mismatch is refuse
   await fails([{ path: image('d.img', 2 << 20), readOnly: false }], /device state blob rejected/);
 });
 
+test('a VM with disks releases every fd when it ends, and when a bad disk stops its creation', async () => {
+  const fds = () => fs.readdirSync('/proc/self/fd').length;
+  const good = path.join(tmp, 'fd-good.img');
+  fs.writeFileSync(good, Buffer.alloc(1 << 20));
+  const before = fds();
+  const vm = await Vm.create({ ...config, disks: [{ path: good, readOnly: false }] });
+  const done = vm.run();
+  await sleep(50);
+  vm.stop();
+  await done;
+  assert.is(fds(), before, 'fds after the VM ended');
+  try {
+    await Vm.create({ ...config, disks: [{ path: good, readOnly: false }, { path: path.join(tmp, 'missing.img'), readOnly: false }] });
+    assert.unreachable('created');
+  } catch (e) {
+    assert.match((e as Error).message, /missing\.img: no such file/);
+  }
+  assert.is(fds(), before, 'fds after a refused creation');
+});
+
 test('RAM above the 3 GiB Wasm window: snapshotted, cloned copy-on-write, the memory file untouched', async () => {
   const highBase = path.join(tmp, 'high-base');
   await runThenSnapshot(await Vm.create({ ...config, kernel: highGuest, memoryMiB: HIGH_MIB }), 150, highBase);
