@@ -156,11 +156,7 @@ void Vm::AddAnonymousMemory(const Napi::CallbackInfo& info) {
   // Private and lazily backed: pages cost memory only once the guest touches them.
   void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mapping == MAP_FAILED) throwKvmError(env, "mmap(anonymous guest memory)", errno, "size " + hex(size));
-  MemorySlot holder;
-  holder.mapping = mapping;
-  holder.mappingSize = size;
-  // On failure the holder is destroyed, and with it the mapping.
-  registerSlot(env, slot, guestPhysAddr, mapping, size, std::move(holder));
+  registerMapping(env, slot, guestPhysAddr, mapping, size);
 }
 
 void Vm::AddFileMemory(const Napi::CallbackInfo& info) {
@@ -178,6 +174,10 @@ void Vm::AddFileMemory(const Napi::CallbackInfo& info) {
   void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(),
                        static_cast<off_t>(fileOffset));
   if (mapping == MAP_FAILED) throwKvmError(env, syscall, errno, "offset " + hex(fileOffset) + ", size " + hex(size));
+  registerMapping(env, slot, guestPhysAddr, mapping, size);
+}
+
+void Vm::registerMapping(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* mapping, uint64_t size) {
   MemorySlot holder;
   holder.mapping = mapping;
   holder.mappingSize = size;

@@ -58,6 +58,8 @@ class Vm : public Napi::ObjectWrap<Vm> {
   int vmFd(Napi::Env env, const std::string& syscall) const;
   /** The VM fd for a VM-wide state ioctl; also throws EBUSY while any vCPU may run guest code. */
   int stateFd(Napi::Env env, const char* ioctlName) const;
+  /** Registers an addon-owned mapping (unmapped at close, or at once if registering fails). */
+  void registerMapping(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* mapping, uint64_t size);
   void registerSlot(Napi::Env env, uint32_t slot, uint64_t guestPhysAddr, void* host, uint64_t size,
                     MemorySlot holder);
   void checkOwnEventfd(Napi::Env env, const std::string& syscall, int fd) const;
