@@ -71,6 +71,16 @@ interface Round {
   via: 'mmio' | 'ioeventfd';
 }
 
+/** The driver's side of a round: rewrite descriptors, publish the heads, then jump avail.idx. */
+function applyRound(h: Harness, q: Queue, round: Round): void {
+  round.writes.forEach(([i, desc]) => writeDesc(h, q.desc, i, desc));
+  publish(q, round.heads);
+  if (round.skip) {
+    q.availIdx = (q.availIdx + round.skip) & 0xffff;
+    publish(q, []);
+  }
+}
+
 const scenarioArb = fc.constantFrom(1, 2, 4, 8, 16).chain((size) =>
   fc.record({
     size: fc.constant(size),
@@ -138,12 +148,7 @@ test('virtio hostile: arbitrary rings never break the device or touch memory out
       let mustFail = false;
       const used: { id: number; len: number }[] = [];
       for (const round of s.rounds as Round[]) {
-        round.writes.forEach(([i, desc]) => writeDesc(h, q.desc, i, desc));
-        publish(q, round.heads);
-        if (round.skip) {
-          q.availIdx = (q.availIdx + round.skip) & 0xffff;
-          publish(q, []);
-        }
+        applyRound(h, q, round);
         const pending = (q.availIdx - taken) & 0xffff;
         if (pending > s.size) mustFail = true;
         else if (!mustFail) expectServed += pending;
@@ -240,12 +245,7 @@ test('virtio hostile: the device serves exactly the chains a reference walk acce
       let taken = 0;
       let failed = 0;
       for (const round of s.rounds as Round[]) {
-        round.writes.forEach(([i, desc]) => writeDesc(h, q.desc, i, desc));
-        publish(q, round.heads);
-        if (round.skip) {
-          q.availIdx = (q.availIdx + round.skip) & 0xffff;
-          publish(q, []);
-        }
+        applyRound(h, q, round);
         // Expected: from the memory as it is before the kick, and every range that prediction read.
         const view = mem(h);
         const reads: [number, number][] = [[q.avail, 6 + 2 * q.size], [q.used, 6 + 8 * q.size]];
