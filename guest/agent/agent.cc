@@ -1,6 +1,7 @@
 #include "agent.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -292,9 +293,21 @@ bool Agent::spawn(Process& p, const StdioOptions& options, std::vector<std::stri
   return true;
 }
 
+// A VM restored from a template may have a different image behind the same disk than the one the template's
+// kernel read at probe time (partition scan): drop the device's page cache so the mount reads the new image.
+static bool drop_block_cache(const std::string& device, std::string& error) {
+  int fd = open(device.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return error = "open " + device + ": " + errno_text(), false;
+  bool ok = ioctl(fd, BLKFLSBUF, 0) == 0;
+  if (!ok) error = "flush the page cache of " + device + ": " + errno_text();
+  close(fd);
+  return ok;
+}
+
 bool Agent::mount_rootfs(Container& c, const Rootfs& rootfs, std::string& error) {
   std::string lower = c.dir + "/lower", rw = c.dir + "/rw", root = c.dir + "/rootfs";
   if (!make_dirs(lower, error) || !make_dirs(rw, error) || !make_dirs(root, error)) return false;
+  if (!drop_block_cache(rootfs.device, error)) return false;
   if (mount(rootfs.device.c_str(), lower.c_str(), rootfs.fstype.c_str(), MS_RDONLY, nullptr) < 0)
     return error = "mount " + rootfs.device + " (" + rootfs.fstype + ") on " + lower + ": " + errno_text(), false;
   c.mounts = 1;
