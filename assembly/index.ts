@@ -12,6 +12,7 @@ import { MAX_STATE_LENGTH } from './snapshot';
 export { setGuestRamBytes } from './virtio/guest_memory';
 export { addVirtioRng, virtioFailure, virtioNotify } from './virtio/devices';
 export { addVirtioBlock, ioComplete, ioCompleteEnd, ioInFlight } from './virtio/devices';
+export { addVirtioVsock, vsockHostConnect, vsockReady, vsockTransportReset } from './virtio/devices';
 
 /** A guest port read of `size` bytes (1, 2 or 4); unclaimed ports and other sizes read all ones. */
 export function ioRead(port: u32, size: u32): u32 {

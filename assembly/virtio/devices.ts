@@ -7,6 +7,10 @@ import { VirtioDevice } from './device';
 import { VIRTIO_MMIO_WINDOW_SIZE, VirtioMmio } from './mmio';
 import { recordDevice, recordSlot, VirtioBlock } from './block/device';
 import { VirtioRng } from './rng/device';
+import { isValidGuestCid, VirtioVsock } from './vsock/device';
+
+/** vsockHostConnect on an index that is not a vsock device. */
+const ENODEV: i32 = 19;
 
 /** Snapshot section tags hold the index as one printable character, '0' + index. */
 export const MAX_VIRTIO_DEVICES: i32 = 64;
@@ -78,4 +82,51 @@ export function ioInFlight(): u32 {
     if (block !== null) count += block.ioInFlight();
   }
   return count;
+}
+
+/** Aborts on a CID a guest cannot have (a wiring bug). */
+function checkGuestCid(guestCid: u64): void {
+  if (!isValidGuestCid(guestCid)) {
+    const cid = guestCid.toString();
+    throw new Error('virtio-vsock guest CID ' + cid + ' is reserved or not 32-bit; expected 3 to 4294967294');
+  }
+}
+
+/** Adds a virtio-vsock device for a guest with CID `guestCid` (3 to 0xfffffffe); returns its index. */
+export function addVirtioVsock(base: u64, gsi: u32, guestCid: u64): u32 {
+  checkGuestCid(guestCid);
+  return attachVirtioDevice(new VirtioVsock(guestCid), base, gsi);
+}
+
+/** virtio-vsock device `index`, or null if there is no such device or it is of another kind. */
+function vsockDevice(index: u32): VirtioVsock | null {
+  if (index >= <u32>virtioDevices.length) return null;
+  const device = virtioDevices[index].device;
+  return device instanceof VirtioVsock ? changetype<VirtioVsock>(device) : null;
+}
+
+/**
+ * A host client asked vsock device `device` for guest port `guestPort` over
+ * host socket `handle`; returns our local port (>= 1024) or -errno (the host
+ * keeps the handle). The outcome comes as vsockConnected or vsockClose.
+ */
+export function vsockHostConnect(device: u32, handle: u32, guestPort: u32): i32 {
+  const vsock = vsockDevice(device);
+  return vsock === null ? -ENODEV : vsock.hostConnect(handle, guestPort);
+}
+
+/** Host socket `handle` of vsock device `device` is readable (data, EOF or error) and/or writable. */
+export function vsockReady(device: u32, handle: u32, readable: bool, writable: bool): void {
+  const vsock = vsockDevice(device);
+  if (vsock !== null) vsock.hostReady(handle, readable, writable);
+}
+
+/**
+ * After a restore: vsock device `device` closes every connection, takes CID
+ * `guestCid` and tells the guest (TRANSPORT_RESET event) to reset its sockets.
+ */
+export function vsockTransportReset(device: u32, guestCid: u64): void {
+  checkGuestCid(guestCid);
+  const vsock = vsockDevice(device);
+  if (vsock !== null) vsock.transportReset(guestCid);
 }

@@ -115,6 +115,15 @@ export class Virtqueue {
     return this.walkChain(head, chain);
   }
 
+  /**
+   * Puts back the chain the last successful pop() took, unused, so the next
+   * pop() takes it again (e.g. a receive buffer popped before the device knew
+   * it had nothing to put in it). Only right after that pop().
+   */
+  undoPop(): void {
+    this.lastAvailIdx--;
+  }
+
   /** Follows the chain starting at descriptor `head`, checking every descriptor (spec 2.7.5). */
   private walkChain(head: u16, chain: DescriptorChain): i32 {
     const size = this.size;
