@@ -3,14 +3,16 @@
 // errors into one-line messages and exit codes (2 for bad input).
 import { isUsageError } from '../errors.js';
 import { boot } from './boot.js';
+import { config } from './config.js';
 import { template } from './template.js';
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { boot, template };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { boot, config, template };
 
 const usage = `Usage: hako <command> [options]
 
 Commands:
   boot       boot a kernel in a microVM with the console on this terminal
+  config     show the configuration hako runs with, or the documented defaults
   template   create, list and remove VM templates (snapshots 'hako boot' clones)
 
 Run 'hako <command> --help' for a command's options.`;
