@@ -244,6 +244,21 @@ export interface FdWatch {
   close(): void;
 }
 
+/** A socket watched from the event loop (pollFd); level-triggered: readiness nobody consumes is reported again. */
+export interface SocketWatch {
+  /** Replaces which readiness to report; neither stops polling until the next call. No-op after close(). */
+  setEvents(readable: boolean, writable: boolean): void;
+  /** Stops watching; onReady is not called again. Idempotent. Call it before the fd is closed. */
+  close(): void;
+}
+
+/**
+ * One readiness report. `hangup`: the peer shut down its side or the socket has an error; an error also
+ * reports readable and writable, so the next read or write returns it. Polling stops after an error
+ * until setEvents is called again.
+ */
+export type SocketReadyHandler = (readable: boolean, writable: boolean, hangup: boolean) => void;
+
 /**
  * The results of block I/O records, in completion order: `results[i]` belongs to the record with id
  * `ids[i]` and is the record's full length (READ/WRITE), 0 (FLUSH/DISCARD/WRITE_ZEROES) or -errno
@@ -322,6 +337,56 @@ export interface NativeAddon {
    * another open file holds a conflicting lock.
    */
   lockFile(fd: number, exclusive: boolean): boolean;
+  // Confined path resolution for host/fs/safe-path.ts. Failures are KvmErrors naming the call and path.
+  /** Linux's O_PATH (an fd that only names a file, opening nothing); Node's fs.constants lacks it. */
+  readonly O_PATH: number;
+  /**
+   * openat2(2) of `path` relative to directory `dirFd` with `flags` (fs.constants.O_*, O_PATH), O_CLOEXEC
+   * added, `mode` used only with O_CREAT. `resolve` 'in-root' clamps `..` and absolute symlinks to dirFd
+   * (like chroot); 'beneath' fails with EXDEV on any step out of it; 'no-symlinks' is 'beneath' failing
+   * with ELOOP on any symlink. Magic links (/proc/self/fd/*) always fail with ELOOP. EAGAIN (a rename raced
+   * with a `..`) is retried a few times; ENOSYS says the kernel lacks openat2.
+   */
+  openAt(dirFd: number, path: string, flags: number, mode: number, resolve: 'in-root' | 'beneath' | 'no-symlinks'): number;
+  /** mkdirat(2) of one path component `name` in `dirFd`: true if made, false if the name exists already. */
+  mkdirAt(dirFd: number, name: string, mode: number): boolean;
+  /** unlinkat(2) of one path component `name` in `dirFd` (AT_REMOVEDIR if `isDirectory`). */
+  unlinkAt(dirFd: number, name: string, isDirectory: boolean): void;
+  /** renameat2(2) between one-component names in two directory fds; `noReplace` fails with EEXIST instead of replacing. */
+  renameAt(oldDirFd: number, oldName: string, newDirFd: number, newName: string, noReplace: boolean): void;
+  /** The target of the symlink that `fd` (opened O_PATH | O_NOFOLLOW) names. */
+  readlinkAt(fd: number): string;
+  /**
+   * Calls onReady on the JS thread while the socket `fd` is readable (or hung up) and `readable` is set,
+   * or writable and `writable` is set. Never keeps the event loop alive by itself.
+   */
+  pollFd(fd: number, readable: boolean, writable: boolean, onReady: SocketReadyHandler): SocketWatch;
+  /**
+   * A non-blocking, close-on-exec Unix stream socket listening on `path`. A socket file nothing listens on
+   * any more is replaced; a path where a process listens is a KvmError EADDRINUSE, one that exists and is
+   * not a socket EEXIST, one longer than 107 bytes ENAMETOOLONG (syscall 'bind(<path>)').
+   */
+  unixListen(path: string): number;
+  /** The next connection on listening socket `fd` (non-blocking, close-on-exec), or null when none is waiting. */
+  unixAccept(fd: number): number | null;
+  /**
+   * A non-blocking, close-on-exec Unix stream socket connected to `path`; a KvmError of 'connect(<path>)'
+   * otherwise (ENOENT, ECONNREFUSED when nothing listens, EAGAIN when its backlog is full).
+   */
+  unixConnect(path: string): number;
+  /** shutdown(2); a socket that is not connected (any more) is no error. */
+  shutdownSocket(fd: number, how: 'read' | 'write' | 'both'): void;
+  /** close(2) of an fd from unixListen, unixAccept or unixConnect. */
+  closeFd(fd: number): void;
+  /**
+   * readv(2) from socket `fd` into `memory` (a WebAssembly.Memory's current buffer) through `count` I/O
+   * vectors at `iov` in it ({u64 addr, u64 len} each, little-endian). Returns the bytes read, 0 at EOF, or
+   * -errno: -11 EAGAIN when nothing is there, -14 EFAULT for a vector outside the memory, -22 EINVAL for an
+   * empty vector, more than 1024 entries or more than 2^31 - 1 bytes. Throws only on arguments of wrong type.
+   */
+  socketReadv(fd: number, memory: ArrayBuffer, iov: number, count: number): number;
+  /** Like socketReadv but writes (sendmsg with MSG_NOSIGNAL: a closed peer is -32 EPIPE); may be partial; empty is 0. */
+  socketWritev(fd: number, memory: ArrayBuffer, iov: number, count: number): number;
   /**
    * `memory` is guest RAM: pass the WebAssembly.Memory (its buffer is replaced when it grows, and records in
    * the grown part are then still reachable) or one ArrayBuffer (records must then lie within its byteLength

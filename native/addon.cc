@@ -1,12 +1,16 @@
 // Entry point: the exports of NativeAddon in host/native.ts.
 #include "addon.h"
 
+#include "fd_poll.h"
 #include "fd_watch.h"
 #include "file_lock.h"
 #include "io_engine.h"
 #include "kvm_system.h"
 #include "memory_file.h"
 #include "random.h"
+#include "safe_path.h"
+#include "socket_io.h"
+#include "unix_socket.h"
 #include "vcpu_object.h"
 #include "vm.h"
 
@@ -25,7 +29,21 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("watchFd", Napi::Function::New(env, WatchFd, "watchFd"));
   exports.Set("getRandom", Napi::Function::New(env, GetRandom, "getRandom"));
   exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
+  exports.Set("O_PATH", Napi::Number::New(env, O_PATH));
+  exports.Set("openAt", Napi::Function::New(env, OpenAt, "openAt"));
+  exports.Set("mkdirAt", Napi::Function::New(env, MkdirAt, "mkdirAt"));
+  exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt, "unlinkAt"));
+  exports.Set("renameAt", Napi::Function::New(env, RenameAt, "renameAt"));
+  exports.Set("readlinkAt", Napi::Function::New(env, ReadlinkAt, "readlinkAt"));
   exports.Set("IoEngine", IoEngine::Define(env));
+  exports.Set("pollFd", Napi::Function::New(env, PollFd, "pollFd"));
+  exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
+  exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
+  exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
+  exports.Set("shutdownSocket", Napi::Function::New(env, ShutdownSocket, "shutdownSocket"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("socketReadv", Napi::Function::New(env, SocketReadv, "socketReadv"));
+  exports.Set("socketWritev", Napi::Function::New(env, SocketWritev, "socketWritev"));
   return exports;
 }
 

@@ -1,22 +1,23 @@
-// Watching an eventfd from the JS thread's event loop: a libuv poll handle
+// Watching an eventfd from the JS thread's event loop: a poll (fd_poll.h)
 // that, when the eventfd is readable, reads (and so resets) its 8-byte counter
 // and hands the count on. Used for KVM ioeventfds (a guest kick reaches the
 // device model without a vCPU exit) and for the I/O engine's completions.
 #pragma once
 
+#include "fd_poll.h"
+
 #include <napi.h>
-#include <uv.h>
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 namespace hako {
 
 /**
- * One uv_poll_t on an eventfd the caller owns (and closes only after close()).
- * Unreferenced by default: it does not keep the event loop alive unless
- * keepAlive(true) is called. The handler runs on the JS thread inside a libuv
- * callback, not inside a JS call: it opens its own scopes.
+ * An FdPoll on an eventfd the caller owns (and closes only after close()).
+ * Unreferenced by default, like FdPoll. The handler runs on the JS thread
+ * inside a libuv callback, not inside a JS call: it opens its own scopes.
  */
 class EventfdPoll {
  public:
@@ -24,22 +25,18 @@ class EventfdPoll {
 
   /** Starts watching `fd`; throws a KvmError naming the failed uv_poll call. */
   EventfdPoll(Napi::Env env, int fd, Handler onReadable);
-  ~EventfdPoll();
-  EventfdPoll(const EventfdPoll&) = delete;
-  EventfdPoll& operator=(const EventfdPoll&) = delete;
 
   /** Whether the handle keeps the event loop (and so the process) alive. */
-  void keepAlive(bool alive);
+  void keepAlive(bool alive) { poll_->keepAlive(alive); }
   /** Stops watching; the handler is never called again. Idempotent. */
-  void close();
+  void close() { poll_->close(); }
 
  private:
-  static void onPoll(uv_poll_t* handle, int status, int events);
-
-  int fd_;
-  Handler onReadable_;
-  uv_poll_t* handle_ = nullptr;  // freed by uv_close's callback, which may come after this object is gone
+  std::optional<FdPoll> poll_;
 };
+
+/** Reads (and so resets) the counter of eventfd `fd`; nothing when another reader took it first. */
+std::optional<uint64_t> readEventfd(int fd);
 
 /** watchFd(fd, onReadable): FdWatch of host/native.ts. */
 Napi::Value WatchFd(const Napi::CallbackInfo& info);

@@ -10,7 +10,11 @@ import { bundledTemplateSpec } from '../template/spec.js';
 import { isPvmHost } from '../vmm/kvm.js';
 import { platformCmdline } from '../vmm/cmdline.js';
 import { parseDiskOption } from '../block/disk.js';
+import { MIN_GUEST_CID, validateVsockConfig } from '../vmm/config.js';
 import { integerOption, parse } from './args.js';
+
+/** Hybrid vsock CIDs are private to each VM: every guest can have the first one. */
+const DEFAULT_GUEST_CID = MIN_GUEST_CID;
 
 export const bootHelp = `Usage: hako boot [options]
 
@@ -33,6 +37,13 @@ Options:
   --disk PATH[,ro]       attach a raw image file as a virtio-blk disk; repeat for
                          more (the first is /dev/vda). With ,ro the guest's writes
                          fail and the file is never modified
+  --vsock PATH           add a virtio-vsock device (hybrid vsock): a host program
+                         connects to the Unix socket PATH and sends the line
+                         "CONNECT <port>" to reach guest port <port> (answer:
+                         "OK <n>"); the guest's connections to host port P go
+                         to PATH_P
+  --cid N                the guest's vsock context ID, 3 to 4294967294 (default
+                         ${DEFAULT_GUEST_CID}; needs --vsock)
   --no-template          cold-boot the bundled guest instead of cloning a template
   --init-mode MODE       the bundled guest's init mode (guest/initramfs/init), e.g.
                          idle (print 'hako-init: idle', sleep until stopped) or
@@ -62,6 +73,8 @@ export async function boot(argv: string[]): Promise<number> {
     'no-template': { type: 'boolean' },
     'init-mode': { type: 'string' },
     disk: { type: 'string', multiple: true },
+    vsock: { type: 'string' },
+    cid: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'boot');
   if (values.help) {
@@ -78,6 +91,11 @@ export async function boot(argv: string[]): Promise<number> {
   const memoryMiB = integerOption(values.memory, 'memory') ?? 256;
   const cpuTemplate = (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost);
   const disks = (values.disk ?? []).map(parseDiskOption);
+  if (values.cid !== undefined && values.vsock === undefined) {
+    throw new HakoError('INVALID_ARGUMENT', '--cid needs --vsock PATH (the guest has no vsock device without it)');
+  }
+  const vsock = values.vsock === undefined ? undefined : { socketPath: values.vsock, cid: integerOption(values.cid, 'cid') ?? DEFAULT_GUEST_CID };
+  if (vsock) validateVsockConfig(vsock);
   const fromTemplate = !values['no-template'] && values.kernel === undefined && values.initrd === undefined
     && values.cmdline === undefined && disks.length === 0 && cpuTemplate === defaultTemplate(pvmHost);
   let vm: Vm;
@@ -85,7 +103,7 @@ export async function boot(argv: string[]): Promise<number> {
     const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost);
     const { key, dir } = await ensureTemplate(spec, templateRoot(), { progress: (line) => console.error(`hako: ${line}`) });
     try {
-      vm = await Vm.restore(dir);
+      vm = await Vm.restore(dir, { vsock });
     } catch (e) {
       if (!(e instanceof HakoError) || e.code !== 'BAD_SNAPSHOT') throw e;
       throw new HakoError('BAD_SNAPSHOT', `${e.message}; remove the template with 'hako template rm ${key}' or boot with --no-template`, { cause: e });
@@ -101,6 +119,7 @@ export async function boot(argv: string[]): Promise<number> {
       memoryMiB,
       cpuTemplate,
       disks,
+      vsock,
     });
   }
 

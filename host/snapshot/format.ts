@@ -196,8 +196,9 @@ function fileSha256(file: string, bytes: number): string {
 }
 
 function isDeviceConfig(d: unknown): d is VirtioDeviceConfig {
-  const c = d as Partial<{ kind: string; path: unknown; readOnly: unknown }>;
-  return c?.kind === 'rng' || (c?.kind === 'block' && typeof c.path === 'string' && typeof c.readOnly === 'boolean');
+  const c = d as Partial<{ kind: string; path: unknown; readOnly: unknown; cid: unknown; socketPath: unknown }>;
+  return c?.kind === 'rng' || (c?.kind === 'block' && typeof c.path === 'string' && typeof c.readOnly === 'boolean')
+    || (c?.kind === 'vsock' && Number.isInteger(c.cid) && (c.socketPath === undefined || typeof c.socketPath === 'string'));
 }
 
 export function readState(dir: string): SnapshotState {

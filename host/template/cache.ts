@@ -23,6 +23,8 @@ export interface TemplateInputs {
   vcpus: number;
   memoryMiB: number;
   cpuTemplate: CpuTemplateName;
+  /** The kinds of the VM's virtio devices, in guest order. */
+  devices: string[];
 }
 
 const KEY = /^[0-9a-f]{16}$/;
@@ -37,6 +39,7 @@ export function templateKey(inputs: TemplateInputs, formatVersion = SNAPSHOT_FOR
   const fields = [
     `format ${formatVersion}`, `kernel ${inputs.kernelSha256}`, `initrd ${inputs.initrdSha256}`,
     `cmdline ${inputs.cmdline}`, `vcpus ${inputs.vcpus}`, `memory ${inputs.memoryMiB}`, `cpu ${inputs.cpuTemplate}`,
+    `devices ${inputs.devices.join(',')}`,
   ];
   return createHash('sha256').update(fields.join('\n')).digest('hex').slice(0, 16);
 }

@@ -1,12 +1,14 @@
 // Creating a template: cold-boot the guest with the template hand-off
 // enabled, wait until init says it is waiting for its clone line, snapshot.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HakoError } from '../errors.js';
 import { readManifest } from '../snapshot/format.js';
 import { Vm } from '../vmm/vm.js';
 import { templateDir, templateKey } from './cache.js';
-import { templateInputs, type TemplateSpec } from './spec.js';
+import { templateInputs, templateVmConfig, type TemplateSpec } from './spec.js';
 
 /** What init prints once it blocks for the clone line (guest/initramfs/init). */
 export const TEMPLATE_READY_MARKER = 'hako-init: template-ready';
@@ -41,7 +43,9 @@ async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOpti
   let output = '';
   let onReady!: () => void;
   const ready = new Promise<void>((resolve) => { onReady = resolve; });
-  const vm = await Vm.create(spec, {
+  // Nothing connects while the template boots; the socket exists because the device's host side needs one.
+  const vsockSocketPath = path.join(os.tmpdir(), `hako-template-${key}-${process.pid}.vsock`);
+  const vm = await Vm.create(templateVmConfig(spec, vsockSocketPath), {
     console: (chunk) => {
       output = (output + chunk.toString('latin1')).slice(-4096);
       if (output.includes(TEMPLATE_READY_MARKER)) onReady();

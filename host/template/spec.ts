@@ -6,6 +6,7 @@ import { defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { HakoError } from '../errors.js';
 import { bundledCmdline, bundledGuest } from '../guest.js';
 import { platformCmdline } from '../vmm/cmdline.js';
+import { virtioDevices, type VmConfig } from '../vmm/config.js';
 import type { TemplateInputs } from './cache.js';
 
 /** The command-line option that makes the guest's init hand off to the host (guest/initramfs/init). */
@@ -19,6 +20,23 @@ export interface TemplateSpec {
   vcpus: number;
   memoryMiB: number;
   cpuTemplate: CpuTemplateName;
+  /** A vsock device, so clones restored with RestoreOptions.vsock reach the guest's agent. */
+  vsock: boolean;
+}
+
+/**
+ * The guest CID while the template boots. Clones get theirs at restore (with a transport reset);
+ * hybrid vsock CIDs are private to each VM, so any valid value works.
+ */
+export const TEMPLATE_VSOCK_CID = 3;
+
+/** The VM that boots `spec`; its vsock device (if any) listens on `vsockSocketPath` while the template is made. */
+export function templateVmConfig(spec: TemplateSpec, vsockSocketPath: string): VmConfig {
+  const { kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate } = spec;
+  return {
+    kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate,
+    ...(spec.vsock ? { vsock: { socketPath: vsockSocketPath, cid: TEMPLATE_VSOCK_CID } } : {}),
+  };
 }
 
 /** The bundled guest as a template of `vcpus` and `memoryMiB`, with this host's CPU template. */
@@ -31,6 +49,7 @@ export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number },
     ...shape,
     // Vm.restore accepts only the host's default CPU template.
     cpuTemplate: defaultTemplate(pvmHost),
+    vsock: true,
   };
 }
 
@@ -50,5 +69,7 @@ export function templateInputs(spec: TemplateSpec): TemplateInputs {
     vcpus: spec.vcpus,
     memoryMiB: spec.memoryMiB,
     cpuTemplate: spec.cpuTemplate,
+    // The guest saw these devices at boot; its snapshot only restores onto the same ones.
+    devices: virtioDevices(templateVmConfig(spec, '')).map((d) => d.kind),
   };
 }

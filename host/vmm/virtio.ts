@@ -1,21 +1,29 @@
 // The VM's virtio-mmio devices, wired: each device gets a register window
 // and an interrupt line (announced to the guest with virtio_mmio.device=),
 // an ioeventfd per queue whose kicks reach the Wasm device without a vCPU
-// exit, an irqfd for its interrupts, and for block devices the open image
-// files behind the native I/O engine.
+// exit, an irqfd for its interrupts, for block devices the open image
+// files behind the native I/O engine, and for vsock its Unix sockets.
 import { HakoError } from '../errors.js';
 import { VIRTIO_GSIS, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE } from '../boot/layout.js';
 import { openDisk, type DiskConfig, type OpenDisk } from '../block/disk.js';
-import type { FdWatch, IoEngine, NativeAddon, NativeVm } from '../native.js';
-import type { Devices } from '../wasm/devices.js';
+import { isKvmError, type FdWatch, type IoEngine, type NativeAddon, type NativeVm } from '../native.js';
+import type { Devices, VsockCallbacks } from '../wasm/devices.js';
+import { VsockBackend } from '../vsock/backend.js';
 
-/** One virtio device of a VM, in the order the guest sees them (disks: /dev/vda, vdb, ...). */
-export type VirtioDeviceConfig = { kind: 'rng' } | ({ kind: 'block' } & DiskConfig);
+/**
+ * One virtio device of a VM, in the order the guest sees them (disks: /dev/vda, vdb, ...). A vsock
+ * device without a socket path has no host side: host clients cannot reach it and the guest's connects
+ * to the host are refused (a restored snapshot given no RestoreOptions.vsock).
+ */
+export type VirtioDeviceConfig =
+  | { kind: 'rng' }
+  | ({ kind: 'block' } & DiskConfig)
+  | { kind: 'vsock'; cid: number; socketPath?: string };
 
 /** virtio-mmio QueueNotify: the register a driver writes a queue index to. */
 const QUEUE_NOTIFY_OFFSET = 0x50;
-/** Queues per device kind (virtio-rng: requestq; virtio-blk: one request queue). */
-const QUEUE_COUNT: Record<VirtioDeviceConfig['kind'], number> = { rng: 1, block: 1 };
+/** Queues per device kind (virtio-rng: requestq; virtio-blk: one request queue; virtio-vsock: rx, tx, event). */
+const QUEUE_COUNT: Record<VirtioDeviceConfig['kind'], number> = { rng: 1, block: 1, vsock: 3 };
 
 export interface VirtioSlot {
   base: number;
@@ -45,6 +53,8 @@ export class VirtioDevices {
   private readonly irqfds = new Map<number, number>();
   private readonly disks: OpenDisk[] = [];
   private engine: IoEngine | undefined;
+  private vsockDevice: number | undefined;
+  private vsockBackend: VsockBackend | undefined;
   /** Queues to kick once the vCPUs run, so requests pending in a restored snapshot are served. */
   private readonly queues: [device: number, queue: number][] = [];
 
@@ -55,7 +65,7 @@ export class VirtioDevices {
    * bad image is reported before anything else is set up.
    */
   static attach(addon: NativeAddon, kvmVm: NativeVm, devices: Devices, configs: readonly VirtioDeviceConfig[],
-    guestBytes: number): VirtioDevices {
+    guestBytes: number, onDeviceFailure: (error: Error) => void): VirtioDevices {
     const self = new VirtioDevices(kvmVm, devices);
     try {
       for (const config of configs) if (config.kind === 'block') self.disks.push(openDisk(config));
@@ -71,6 +81,8 @@ export class VirtioDevices {
         let device: number;
         if (config.kind === 'rng') {
           device = devices.addVirtioRng(BigInt(base), gsi);
+        } else if (config.kind === 'vsock') {
+          device = self.attachVsock(addon, config, base, gsi, onDeviceFailure);
         } else {
           const open = self.disks[disk++]!;
           const file = self.engine!.attach(open.fd);
@@ -88,6 +100,19 @@ export class VirtioDevices {
       self.close();
       throw e;
     }
+  }
+
+  /** What the vsock device model calls for its host sockets; undefined without a vsock device with a socket path. */
+  get vsock(): VsockCallbacks | undefined {
+    return this.vsockBackend?.callbacks;
+  }
+
+  /**
+   * After a restore: drops every vsock connection the snapshot held (their host sockets are not in it),
+   * gives the guest CID `cid` and tells it so with a transport reset event.
+   */
+  resetVsock(cid: number): void {
+    if (this.vsockDevice !== undefined) this.devices.vsockTransportReset(this.vsockDevice, BigInt(cid));
   }
 
   /** The device models raised interrupt `gsi` (edge): inject it through its irqfd. */
@@ -112,12 +137,33 @@ export class VirtioDevices {
     this.engine?.drain();
   }
 
-  /** Drains, then releases watches, the engine and image files (idempotent). */
+  /** Drains, then releases watches, the engine, image files and vsock sockets (idempotent). */
   close(): void {
     for (const watch of this.watches.splice(0)) watch.close();
+    this.vsockBackend?.close();
     this.engine?.close();
     this.engine = undefined;
     for (const disk of this.disks.splice(0)) disk.close();
+  }
+
+  private attachVsock(addon: NativeAddon, config: { cid: number; socketPath?: string }, base: number, gsi: number,
+    onDeviceFailure: (error: Error) => void): number {
+    const { devices } = this;
+    const device = devices.addVirtioVsock(BigInt(base), gsi, BigInt(config.cid));
+    this.vsockDevice = device;
+    if (config.socketPath === undefined) return device;
+    try {
+      this.vsockBackend = VsockBackend.listen(addon, config.socketPath, {
+        memory: () => devices.memory.buffer,
+        hostConnect: (handle, guestPort) => devices.vsockHostConnect(device, handle, guestPort),
+        ready: (handle, readable, writable) => devices.vsockReady(device, handle, readable, writable),
+        fail: onDeviceFailure,
+      });
+    } catch (e) {
+      if (!isKvmError(e)) throw e;
+      throw new HakoError('INVALID_ARGUMENT', `cannot listen on vsock socket ${config.socketPath}: ${e.message}`, { cause: e });
+    }
+    return device;
   }
 
   private complete(ids: Uint32Array, results: Int32Array): void {

@@ -9,7 +9,7 @@ import { vcpuCpuid } from '../cpu/cpuid.js';
 import { detectKernel, loadLinux } from '../boot/loader.js';
 import { HIGH_RAM_BASE, lowRamBytes } from '../boot/layout.js';
 import { loadDevices, type Devices } from '../wasm/devices.js';
-import { validateVcpuLimit, validateVmConfig, virtioDevices, type VmConfig } from './config.js';
+import { validateVcpuLimit, validateVmConfig, validateVsockConfig, virtioDevices, type VmConfig, type VsockConfig } from './config.js';
 import { virtioCmdline, VirtioDevices, type VirtioDeviceConfig } from './virtio.js';
 import type { DiskConfig } from '../block/disk.js';
 import { isPvmHost, openKvm, type KvmHost } from './kvm.js';
@@ -43,6 +43,12 @@ export interface RestoreOptions extends VmOptions {
    * many, each with the same read-only mode and size (the guest knows them).
    */
   disks?: DiskConfig[];
+  /**
+   * The host side of the snapshot's vsock device: where this VM listens and the guest's CID (each clone
+   * can have its own). Connections the snapshot held are dropped and the guest told with a transport
+   * reset. Without it the device stays, but nothing on the host reaches it.
+   */
+  vsock?: VsockConfig;
 }
 
 const MIB = 1024 * 1024;
@@ -61,7 +67,7 @@ interface MachineSetup {
   /** Sets vCPU `id`'s state after its CPUID. */
   initVcpu(vcpu: NativeVcpu, id: number): void;
   /** Runs once all vCPUs exist. */
-  finish?(kvmVm: NativeVm, devices: Devices): void;
+  finish?(kvmVm: NativeVm, devices: Devices, virtio: VirtioDevices): void;
 }
 
 function readInput(path: string, what: string): Uint8Array {
@@ -146,7 +152,8 @@ export class Vm {
    */
   static async restore(dir: string, options: RestoreOptions = {}): Promise<Vm> {
     const manifest = readManifest(dir);
-    const devices = options.disks ? replaceDisks(dir, manifest.vm.devices, options.disks) : manifest.vm.devices;
+    const withDisks = options.disks ? replaceDisks(dir, manifest.vm.devices, options.disks) : manifest.vm.devices;
+    const devices = replaceVsock(dir, withDisks, options.vsock);
     const state = readState(dir);
     const kvm = openKvm();
     const pvm = isPvmHost();
@@ -175,9 +182,12 @@ export class Vm {
         }
         restoreVcpu(vcpu, state.vcpus[id]!, caps);
       },
-      finish: (kvmVm, devices) => {
+      finish: (kvmVm, models, virtio) => {
         restoreVm(kvmVm, state.vm);
-        devices.restoreState(state.devices);
+        models.restoreState(state.devices);
+        // After the device state: the reset drops the connections the snapshot's state holds.
+        const vsock = devices.find((d) => d.kind === 'vsock');
+        if (vsock?.kind === 'vsock') virtio.resetVsock(vsock.cid);
       },
     });
   }
@@ -198,6 +208,7 @@ export class Vm {
       irqPulse: (gsi) => virtio?.pulse(gsi),
       fillRandom: (gpa, length) => kvm.addon.getRandom(devices.memory.buffer, gpa, length),
       ioSubmit: (records, count) => virtio?.submit(records, count),
+      get vsock() { return virtio?.vsock; },
     });
 
     const { vcpus: vcpuCount, memoryMiB, cpuTemplate } = identity.vm;
@@ -213,7 +224,8 @@ export class Vm {
       }
       // Virtio devices reach guest RAM through the Wasm memory only: the low window.
       devices.setGuestRamBytes(lowBytes);
-      virtio = VirtioDevices.attach(kvm.addon, kvmVm, devices, identity.vm.devices, lowBytes);
+      virtio = VirtioDevices.attach(kvm.addon, kvmVm, devices, identity.vm.devices, lowBytes,
+        (e) => vm?.finish({ kind: 'crash', detail: `the vsock device model failed: ${e.message}` }));
 
       const cpuid = applyTemplate(kvm.addon.getSupportedCpuid(), cpuTemplate);
       const vcpus: NativeVcpu[] = [];
@@ -223,7 +235,7 @@ export class Vm {
         setup.initVcpu(vcpu, id);
         vcpus.push(vcpu);
       }
-      setup.finish?.(kvmVm, devices);
+      setup.finish?.(kvmVm, devices, virtio);
       vm = new Vm(kvm, kvmVm, vcpus, devices, virtio, options, identity);
       return vm;
     } catch (e) {
@@ -357,6 +369,21 @@ function replaceDisks(dir: string, devices: VirtioDeviceConfig[], disks: DiskCon
     }
     return { kind: 'block', path: disk.path, readOnly: disk.readOnly };
   });
+}
+
+/**
+ * The snapshot's devices with the vsock device's host side from `vsock` (none without it: the
+ * snapshot's socket path belongs to the VM that was snapshotted).
+ */
+function replaceVsock(dir: string, devices: VirtioDeviceConfig[], vsock: VsockConfig | undefined): VirtioDeviceConfig[] {
+  if (vsock) {
+    validateVsockConfig(vsock);
+    if (!devices.some((d) => d.kind === 'vsock')) {
+      throw new HakoError('INVALID_ARGUMENT', `snapshot ${dir} has no vsock device; it cannot be restored with vsock options`);
+    }
+  }
+  return devices.map((d) => (d.kind !== 'vsock' ? d
+    : vsock ? { kind: 'vsock', cid: vsock.cid, socketPath: vsock.socketPath } : { kind: 'vsock', cid: d.cid }));
 }
 
 function exitFromStop(vcpu: number, reason: StopReason, detail: string): VmExit {

@@ -16,6 +16,32 @@ export const WASM_PATH = path.join(repoRoot, 'build', 'wasm', 'hako.wasm');
 export const MAX_WASM_PAGES = 65536;
 
 /**
+ * The host side of virtio-vsock (host/vsock/backend.ts): one host Unix socket
+ * per connection, named by a `handle` the host chose. `iov` is the Wasm address
+ * of `count` 16-byte I/O vectors {u64 addr, u64 len}. Contract:
+ * /work/notes/vsock-api.md (imports of assembly/env.ts).
+ */
+export interface VsockCallbacks {
+  /** readv: > 0 bytes, 0 EOF, -11 EAGAIN nothing now, other -errno. */
+  read(handle: number, iov: number, count: number): number;
+  /** writev: >= 0 bytes (may be partial), -11 EAGAIN, other -errno. */
+  write(handle: number, iov: number, count: number): number;
+  /** Which readiness to report through Devices.vsockReady from now on (initially none). */
+  watch(handle: number, readable: boolean, writable: boolean): void;
+  /** The guest connects to host port `hostPort`: a new handle, or -errno. */
+  connect(hostPort: number): number;
+  /** The guest accepted host-initiated connection `handle`. */
+  connected(handle: number): void;
+  /** The guest shut down its side (flags: 1 RCV, 2 SEND). */
+  shutdown(handle: number, flags: number): void;
+  /** The connection is over: close the socket and forget `handle`. */
+  close(handle: number): void;
+}
+
+/** What a vsock import answers when the VM has no vsock backend: -ENODEV. */
+const ENODEV = -19;
+
+/**
  * What the device models call back into, synchronously, in the middle of
  * handling an access: a callback must not call into Devices itself.
  */
@@ -40,6 +66,8 @@ export interface DeviceCallbacks {
    * them later with Devices.ioComplete, then ioCompleteEnd.
    */
   ioSubmit(records: number, count: number): void;
+  /** The vsock device's host sockets; without it every vsock import fails with -ENODEV. */
+  vsock?: VsockCallbacks;
 }
 
 /** The device models: hand them every port-I/O and MMIO exit. */
@@ -102,6 +130,21 @@ export interface Devices {
   ioCompleteEnd(): void;
   /** I/O records submitted and not yet completed; must be 0 before saveState or restoreState. */
   ioInFlight(): number;
+  /** Adds a virtio-vsock device whose guest has CID `guestCid`; returns its index. */
+  addVirtioVsock(base: bigint, gsi: number, guestCid: bigint): number;
+  /**
+   * A host client asked for guest port `guestPort` on new host socket `handle`: the local (host) port the
+   * device uses, or -errno (-111 ECONNREFUSED: guest not ready, too many connections). The outcome comes
+   * later as VsockCallbacks.connected or close.
+   */
+  vsockHostConnect(device: number, handle: number, guestPort: number): number;
+  /** Host socket `handle` is ready (hangup and errors count as readable), as VsockCallbacks.watch asked. */
+  vsockReady(device: number, handle: number, readable: boolean, writable: boolean): void;
+  /**
+   * After a restore: closes every connection (VsockCallbacks.close each), sets the guest's CID and queues a
+   * TRANSPORT_RESET event so the guest drops its sockets and reads the new CID.
+   */
+  vsockTransportReset(device: number, guestCid: bigint): void;
 }
 
 /** The module's exports with `--bindings raw`: u32 comes back as a signed i32, u64 as a signed BigInt. */
@@ -124,6 +167,10 @@ interface RawExports {
   ioComplete(id: number, result: number): void;
   ioCompleteEnd(): void;
   ioInFlight(): number;
+  addVirtioVsock(base: bigint, gsi: number, guestCid: bigint): number;
+  vsockHostConnect(device: number, handle: number, guestPort: number): number;
+  vsockReady(device: number, handle: number, readable: number, writable: number): void;
+  vsockTransportReset(device: number, guestCid: bigint): void;
 }
 
 /** assembly/snapshot.ts MAX_STATE_LENGTH. */
@@ -204,6 +251,13 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     irqPulse: (gsi: number) => callbacks.irqPulse(gsi >>> 0),
     fillRandom: (gpa: bigint, length: number) => callbacks.fillRandom(Number(gpa), length >>> 0),
     ioSubmit: (records: number, count: number) => callbacks.ioSubmit(records >>> 0, count >>> 0),
+    vsockRead: (handle: number, iov: number, count: number) => callbacks.vsock?.read(handle >>> 0, iov >>> 0, count >>> 0) ?? ENODEV,
+    vsockWrite: (handle: number, iov: number, count: number) => callbacks.vsock?.write(handle >>> 0, iov >>> 0, count >>> 0) ?? ENODEV,
+    vsockWatch: (handle: number, readable: number, writable: number) => callbacks.vsock?.watch(handle >>> 0, readable !== 0, writable !== 0),
+    vsockConnect: (hostPort: number) => callbacks.vsock?.connect(hostPort >>> 0) ?? ENODEV,
+    vsockConnected: (handle: number) => callbacks.vsock?.connected(handle >>> 0),
+    vsockShutdown: (handle: number, flags: number) => callbacks.vsock?.shutdown(handle >>> 0, flags >>> 0),
+    vsockClose: (handle: number) => callbacks.vsock?.close(handle >>> 0),
     // Only reachable through a bug in assembly/: guest input must never abort.
     abort: (message: number, file: number, line: number, column: number) => {
       throw new Error(
@@ -274,5 +328,9 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     ioComplete: (id, result) => raw.ioComplete(id, result),
     ioCompleteEnd: () => raw.ioCompleteEnd(),
     ioInFlight: () => raw.ioInFlight() >>> 0,
+    addVirtioVsock: (base, gsi, guestCid) => raw.addVirtioVsock(base, gsi, guestCid) >>> 0,
+    vsockHostConnect: (device, handle, guestPort) => raw.vsockHostConnect(device, handle, guestPort),
+    vsockReady: (device, handle, readable, writable) => raw.vsockReady(device, handle, readable ? 1 : 0, writable ? 1 : 0),
+    vsockTransportReset: (device, guestCid) => raw.vsockTransportReset(device, guestCid),
   };
 }

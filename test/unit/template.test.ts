@@ -12,7 +12,7 @@ import { cloneLine, newCloneIdentity, unixNanoseconds } from '../../host/templat
 
 const inputs: TemplateInputs = {
   kernelSha256: 'a'.repeat(64), initrdSha256: 'b'.repeat(64), cmdline: 'console=ttyS0 hako.template=1',
-  vcpus: 1, memoryMiB: 256, cpuTemplate: 'compatible',
+  vcpus: 1, memoryMiB: 256, cpuTemplate: 'compatible', devices: ['rng', 'vsock'],
 };
 
 test('the key is 16 hex digits, stable, and changes when any input or the format version changes', () => {
@@ -26,6 +26,7 @@ test('the key is 16 hex digits, stable, and changes when any input or the format
     { ...inputs, vcpus: 2 },
     { ...inputs, memoryMiB: 512 },
     { ...inputs, cpuTemplate: 'host' },
+    { ...inputs, devices: ['rng'] },
   ];
   const keys = new Set([key, ...variants.map((v) => templateKey(v)), templateKey(inputs, 999)]);
   assert.is(keys.size, variants.length + 2);

@@ -26,7 +26,9 @@ test('wasm: the module imports exactly what loadDevices provides', () => {
   assert.equal(imports, [
     'env.abort:function', 'env.consoleWrite:function', 'env.fillRandom:function', 'env.guestExit:function',
     'env.ioSubmit:function', 'env.irqLine:function', 'env.irqPulse:function', 'env.memory:memory',
-    'env.resetRequest:function', 'env.wallClockSeconds:function',
+    'env.resetRequest:function', 'env.vsockClose:function', 'env.vsockConnect:function',
+    'env.vsockConnected:function', 'env.vsockRead:function', 'env.vsockShutdown:function', 'env.vsockWatch:function',
+    'env.vsockWrite:function', 'env.wallClockSeconds:function',
   ]);
 });
 
