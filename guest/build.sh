@@ -1,9 +1,10 @@
 #!/bin/bash
-# Build (or find in the cache) the hako guest kernel and initramfs.
+# Build (or find in the cache) the hako guest kernel, initramfs and default
+# container root file system (a directory; host/image/ turns it into an image).
 # Progress goes to stderr; the last line of stdout is one JSON object:
-#   {"vmlinux":..,"bzImage":..,"initrd":..,"cmdline":..,"cmdlinePvm":..,"kernelRelease":..}
+#   {"vmlinux":..,"bzImage":..,"initrd":..,"rootfs":..,"cmdline":..,"cmdlinePvm":..,"kernelRelease":..}
 # Outputs live outside the checkout, in
-#   ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hako}/{kernel,initramfs}/<hash>/
+#   ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hako}/{kernel,initramfs,rootfs}/<hash>/
 # where <hash> covers every input of that artifact. Entries are built in a
 # temporary directory and renamed into place, so a killed build leaves none.
 set -euo pipefail
@@ -67,23 +68,28 @@ ensure() {
 }
 
 build_initramfs() { "$guest/initramfs/build.sh" "$1/initrd.cpio"; }
+build_rootfs() { "$guest/rootfs/build.sh" "$1/rootfs"; }
 
 json_string() {
 	local s=${1//\\/\\\\}
 	printf '"%s"' "${s//\"/\\\"}"
 }
 
-require_packages linux-source-6.1 busybox-static bc bison flex libelf-dev libssl-dev cpio xz-utils patch make gcc binutils
+require_packages linux-source-6.1 busybox-static crun bc bison flex libelf-dev libssl-dev cpio xz-utils patch make gcc g++ binutils
 [ -r /usr/src/linux-source-6.1.tar.xz ] || die "/usr/src/linux-source-6.1.tar.xz not found (reinstall linux-source-6.1)"
 
 kernel_hash=$(inputs_hash "$guest/kernel" "linux-source-6.1 $(pkg_version linux-source-6.1)" "gcc $(pkg_version gcc)" "binutils $(pkg_version binutils)")
-initramfs_hash=$(inputs_hash "$guest/initramfs" "tools $(inputs_hash "$guest/tools")" "gcc $(pkg_version gcc)" \
-	"busybox-static $(pkg_version busybox-static)" "cpio $(pkg_version cpio)")
+# The host files the initramfs copies (busybox, crun and its libraries) by content.
+host_files=$("$guest/initramfs/build.sh" --host-files | xargs sha256sum)
+initramfs_hash=$(inputs_hash "$guest/initramfs" "tools $(inputs_hash "$guest/tools")" "agent $(inputs_hash "$guest/agent")" \
+	"$host_files" "gcc $(pkg_version gcc)" "g++ $(pkg_version g++)" "cpio $(pkg_version cpio)")
+rootfs_hash=$(inputs_hash "$guest/rootfs" "busybox-static $(pkg_version busybox-static)")
 
 kernel=$(ensure kernel "$kernel_hash" "$guest/kernel/build.sh")
 initramfs=$(ensure initramfs "$initramfs_hash" build_initramfs)
+rootfs=$(ensure rootfs "$rootfs_hash" build_rootfs)
 
-printf '{"vmlinux":%s,"bzImage":%s,"initrd":%s,"cmdline":%s,"cmdlinePvm":%s,"kernelRelease":%s}\n' \
+printf '{"vmlinux":%s,"bzImage":%s,"initrd":%s,"rootfs":%s,"cmdline":%s,"cmdlinePvm":%s,"kernelRelease":%s}\n' \
 	"$(json_string "$kernel/vmlinux")" "$(json_string "$kernel/bzImage")" \
-	"$(json_string "$initramfs/initrd.cpio")" "$(json_string "$cmdline_base")" \
+	"$(json_string "$initramfs/initrd.cpio")" "$(json_string "$rootfs/rootfs")" "$(json_string "$cmdline_base")" \
 	"$(json_string "$cmdline_pvm")" "$(json_string "$(cat "$kernel/release")")"

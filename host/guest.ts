@@ -9,6 +9,8 @@ export interface BundledGuest {
   vmlinux: string;
   bzImage: string;
   initrd: string;
+  /** The default container root file system, a directory (guest/rootfs/); host/image/ makes its ext4 image. */
+  rootfs: string;
   /** Kernel command line for every host. */
   cmdline: string;
   /** Appended on PVM hosts: the guest-side workarounds (hako.pvm=1 and what goes with it). */

@@ -10,6 +10,8 @@ packages=(
   liburing-dev
   # guest kernel (Debian's linux-source-6.1) and initramfs
   linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio xz-utils busybox-static
+  # the OCI runtime the guest agent runs containers with (copied into the initramfs)
+  crun
   # disk images for the virtio-blk tests and benchmark (mkfs.ext4, debugfs)
   e2fsprogs
   # benchmark baseline
