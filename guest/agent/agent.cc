@@ -135,6 +135,8 @@ bool Agent::start(const std::string& address, std::string& error) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) return error = "prctl(PR_SET_CHILD_SUBREAPER): " + errno_text(), false;
   if (!setup_cgroups(error)) fprintf(stderr, "hako-agent: warning: %s\n", error.c_str());
   if (!make_dirs(options_.run_dir + "/containers", error)) return false;
+  crun_fd_ = sealed_executable(options_.crun, error);
+  if (crun_fd_ < 0) fprintf(stderr, "hako-agent: warning: %s; crun will copy itself on every call\n", error.c_str());
 
   sigset_t chld;
   sigemptyset(&chld);
@@ -227,7 +229,7 @@ bool Agent::crun(const std::vector<std::string>& args, int in, int out, int err,
   unlink(log.c_str());
   std::vector<std::string> argv = {options_.crun, "--log=" + log};
   argv.insert(argv.end(), args.begin(), args.end());
-  if (run_command(argv, in, out, err, kCrunTimeoutMs, error)) return true;
+  if (run_command(argv, in, out, err, kCrunTimeoutMs, error, crun_fd_)) return true;
   std::string text = read_file(log, 1 << 20).value_or("");
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   if (text.size() > 2048) text = "..." + text.substr(text.size() - 2048);

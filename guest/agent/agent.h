@@ -115,6 +115,7 @@ class Agent {
   std::map<std::string, std::unique_ptr<Container>> containers_;
   std::unordered_map<pid_t, Process*> by_pid_;  // processes not yet reaped
   int inotify_fd_ = -1;
+  int crun_fd_ = -1;  // a sealed copy of crun (system.h sealed_executable), or -1: run options_.crun
   std::deque<std::string> oom_events_;  // containers with an OOM kill nobody has asked about yet
   std::deque<Call> oom_waiters_;
   std::vector<char> io_buffer_;
