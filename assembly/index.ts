@@ -10,7 +10,7 @@ import { restoreErrorTag, restoreMachineState, saveMachineState } from './machin
 import { MAX_STATE_LENGTH } from './snapshot';
 
 export { setGuestRamBytes } from './virtio/guest_memory';
-export { addVirtioRng, virtioFailure, virtioNotify } from './virtio/devices';
+export { addVirtioRng, virtioFailure, virtioNotify, virtioResumed } from './virtio/devices';
 export { addVirtioBlock, ioComplete, ioCompleteEnd, ioInFlight } from './virtio/devices';
 export { addVirtioVsock, vsockHostConnect, vsockReady, vsockTransportReset } from './virtio/devices';
 

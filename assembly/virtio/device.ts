@@ -32,6 +32,12 @@ export abstract class VirtioDevice {
   failure: u32 = 0;
   /** Interrupt line, set by the transport when it attaches the device. */
   gsi: u32 = 0;
+  /**
+   * Set by a device's restore when the config space it restored into differs
+   * from the saved one (another disk size); the interrupt telling the driver
+   * is raised once the VM resumes (resumed()), when the irqchip can take it.
+   */
+  configChangedOnRestore: bool = false;
 
   constructor(
     readonly deviceId: u32,
@@ -96,6 +102,12 @@ export abstract class VirtioDevice {
   configChanged(): void {
     this.configGeneration++;
     this.interrupt(INTERRUPT_CONFIG);
+  }
+
+  /** The restored VM is about to run: tells a live driver about a config space that changed in the restore. */
+  resumed(): void {
+    if (this.configChangedOnRestore && this.isLive()) this.configChanged();
+    this.configChangedOnRestore = false;
   }
 
   /** Device reset (the driver wrote 0 to the status register). The config generation carries on. */

@@ -36,6 +36,11 @@ export function virtioNotify(device: u32, queue: u32): void {
   if (device < <u32>virtioDevices.length) virtioDevices[device].notify(queue);
 }
 
+/** The host restored the VM and is about to run it: devices raise the interrupts their restore deferred. */
+export function virtioResumed(): void {
+  for (let i = 0; i < virtioDevices.length; i++) virtioDevices[i].device.resumed();
+}
+
 /** The QueueError (or device error) that put device `device` into DEVICE_NEEDS_RESET, 0 if none; for the host's logs. */
 export function virtioFailure(device: u32): u32 {
   return device < <u32>virtioDevices.length ? virtioDevices[device].device.failure : 0;

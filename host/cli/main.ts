@@ -4,13 +4,23 @@
 import { isUsageError } from '../errors.js';
 import { boot } from './boot.js';
 import { config } from './config.js';
+import { exec } from './exec.js';
+import { kill } from './kill.js';
+import { ps } from './ps.js';
+import { rm } from './rm.js';
+import { run } from './run.js';
 import { template } from './template.js';
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { boot, config, template };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { run, ps, exec, kill, rm, boot, config, template };
 
 const usage = `Usage: hako <command> [options]
 
 Commands:
+  run        run a container in a fresh sandbox (a microVM) on this terminal
+  ps         list the sandboxes of this host
+  exec       run another process in a sandbox's container
+  kill       send a signal to a sandbox's container
+  rm         remove the state of stopped sandboxes
   boot       boot a kernel in a microVM with the console on this terminal
   config     show the configuration hako runs with, or the documented defaults
   template   create, list and remove VM templates (snapshots 'hako boot' clones)
@@ -23,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
     console.error(`hako: unknown command ${JSON.stringify(name)}\n\n${usage}`);
     return 2;

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { HakoError } from '../errors.js';
 import { bundledCmdline, bundledGuest } from '../guest.js';
+import { bundledRootfsImage } from '../image/cache.js';
 import { platformCmdline } from '../vmm/cmdline.js';
 import { virtioDevices, type VmConfig } from '../vmm/config.js';
 import type { TemplateInputs } from './cache.js';
@@ -22,6 +23,12 @@ export interface TemplateSpec {
   cpuTemplate: CpuTemplateName;
   /** A vsock device, so clones restored with RestoreOptions.vsock reach the guest's agent. */
   vsock: boolean;
+  /**
+   * A read-only image attached as the first disk (/dev/vda) while the template
+   * boots: the slot clones fill with their containers' root file system
+   * (RestoreOptions.disks; another size becomes a capacity change).
+   */
+  rootfsDisk?: string;
 }
 
 /**
@@ -35,6 +42,7 @@ export function templateVmConfig(spec: TemplateSpec, vsockSocketPath: string): V
   const { kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate } = spec;
   return {
     kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate,
+    ...(spec.rootfsDisk ? { disks: [{ path: spec.rootfsDisk, readOnly: true }] } : {}),
     ...(spec.vsock ? { vsock: { socketPath: vsockSocketPath, cid: TEMPLATE_VSOCK_CID } } : {}),
   };
 }
@@ -50,6 +58,7 @@ export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number },
     // Vm.restore accepts only the host's default CPU template.
     cpuTemplate: defaultTemplate(pvmHost),
     vsock: true,
+    rootfsDisk: bundledRootfsImage(guest),
   };
 }
 

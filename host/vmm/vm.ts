@@ -40,7 +40,8 @@ export interface VmOptions {
 export interface RestoreOptions extends VmOptions {
   /**
    * Images to attach instead of the snapshot's disks, in the same order: as
-   * many, each with the same read-only mode and size (the guest knows them).
+   * many, each with the same read-only mode (the guest knows it). A disk of
+   * another size reaches the guest as a capacity change.
    */
   disks?: DiskConfig[];
   /**
@@ -188,6 +189,7 @@ export class Vm {
         // After the device state: the reset drops the connections the snapshot's state holds.
         const vsock = devices.find((d) => d.kind === 'vsock');
         if (vsock?.kind === 'vsock') virtio.resetVsock(vsock.cid);
+        models.virtioResumed();
       },
     });
   }

@@ -119,6 +119,12 @@ export interface Devices {
   /** Why virtio device `device` set DEVICE_NEEDS_RESET (assembly/virtio/queue.ts QueueError), 0 if it did not. */
   virtioFailure(device: number): number;
   /**
+   * A restored VM is about to run (its irqchip restored): devices raise the
+   * interrupts their restore deferred, e.g. a config change for a disk image
+   * of another size than the snapshot's.
+   */
+  virtioResumed(): void;
+  /**
    * Adds a virtio-blk device for host image file `file` (the records' file
    * field) of `sectors` 512-byte sectors; returns its index. Its GET_ID
    * serial is "hako-disk-<file>".
@@ -163,6 +169,7 @@ interface RawExports {
   addVirtioRng(base: bigint, gsi: number): number;
   virtioNotify(device: number, queue: number): void;
   virtioFailure(device: number): number;
+  virtioResumed(): void;
   addVirtioBlock(base: bigint, gsi: number, file: number, sectors: bigint, readOnly: number): number;
   ioComplete(id: number, result: number): void;
   ioCompleteEnd(): void;
@@ -324,6 +331,7 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     addVirtioRng: (base, gsi) => raw.addVirtioRng(base, gsi) >>> 0,
     virtioNotify: (device, queue) => raw.virtioNotify(device, queue),
     virtioFailure: (device) => raw.virtioFailure(device) >>> 0,
+    virtioResumed: () => raw.virtioResumed(),
     addVirtioBlock: (base, gsi, file, sectors, readOnly) => raw.addVirtioBlock(base, gsi, file, sectors, readOnly ? 1 : 0) >>> 0,
     ioComplete: (id, result) => raw.ioComplete(id, result),
     ioCompleteEnd: () => raw.ioCompleteEnd(),

@@ -252,19 +252,21 @@ export class VirtioBlock extends VirtioDevice {
   }
 
   /**
-   * The disk must be the same size and mode as when saved; the id the guest
-   * has seen is kept. The host restores only with nothing in flight; should
-   * records still be out, their completions must not reach the restored
-   * rings, so they are orphaned as on a reset.
+   * The disk must have the mode it was saved with; another size (another
+   * image behind the disk) becomes a config change when the VM resumes. The
+   * id the guest has seen is kept. The host restores only with nothing in
+   * flight; should records still be out, their completions must not reach the
+   * restored rings, so they are orphaned as on a reset.
    */
   restore(r: StateReader): bool {
-    r.check(readU64(r) == this.capacity);
+    const savedCapacity = readU64(r);
     r.check(r.bool() == this.readOnly);
     r.check(readU64(r) == this.deviceFeatures());
     const id = new StaticArray<u8>(ID_BYTES);
     for (let i = 0; i < ID_BYTES; i++) unchecked((id[i] = r.u8()));
     if (!r.ok) return false;
     memory.copy(changetype<usize>(this.id), changetype<usize>(id), <usize>ID_BYTES);
+    this.configChangedOnRestore = savedCapacity != this.capacity;
     this.reset();
     return true;
   }
