@@ -31,10 +31,11 @@ function check(run: ProcessRun, who: string, okStatus: number): void {
 export async function benchBoot(opts: { runs: number; log: (line: string) => void }): Promise<BootResult> {
   const guest = bundledGuest();
   const pvmHost = isPvmHost();
-  const cmdline = platformCmdline(bundledCmdline(guest, pvmHost), { pvmHost });
+  // Both VMMs boot the guest to its init and power off (without the mode, init serves the agent until stopped).
+  const cmdline = `${platformCmdline(bundledCmdline(guest, pvmHost), { pvmHost })} hako.init=poweroff`;
   const guestRamBytes = MEMORY_MIB * 1024 * 1024;
   // A cold boot: no VM template (`npm run bench -- restore` measures those).
-  const hakoArgs = [path.join(repoRoot, 'dist', 'host', 'cli', 'main.js'), 'boot', '--no-template', '--memory', String(MEMORY_MIB), '--vcpus', '1'];
+  const hakoArgs = [path.join(repoRoot, 'dist', 'host', 'cli', 'main.js'), 'boot', '--no-template', '--init-mode', 'poweroff', '--memory', String(MEMORY_MIB), '--vcpus', '1'];
   const qemuArgs = qemuForGuest(guest, cmdline, MEMORY_MIB, 1, pvmHost);
   const hako: ProcessRun[] = [], qemu: ProcessRun[] = [], firstRun: number[] = [];
 

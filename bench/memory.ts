@@ -155,7 +155,7 @@ export async function benchMemory(opts: { quick: boolean; log: (line: string) =>
   // Cold boots cost COLD_BOOT_CPU_S of CPU each: a full run leaves out 50 (the row says how long it would take).
   const coldMax = opts.quick ? 2 : 10;
   opts.log(`memory: making sure the ${MEMORY_MIB} MiB template exists`);
-  const made = await runProcess(process.execPath, [cli, 'boot', '--memory', String(MEMORY_MIB), '--vcpus', '1'],
+  const made = await runProcess(process.execPath, [cli, 'boot', '--init-mode', 'poweroff', '--memory', String(MEMORY_MIB), '--vcpus', '1'],
     { markers: [], guestRamBytes: MEMORY_MIB * 1024 * 1024, timeoutMs: 10 * 60 * 1000 });
   if (made.exitCode !== 0) throw new Error(`hako boot --memory ${MEMORY_MIB} failed (exit ${made.exitCode}):\n${made.stderr.slice(-2000)}`);
 

@@ -22,7 +22,7 @@ export interface RestoreResult {
 }
 
 async function boot(extra: string[]): Promise<ProcessRun & { firstKvmRunMs: number }> {
-  const run = await runProcess(process.execPath, [cli, 'boot', '--memory', String(MEMORY_MIB), '--vcpus', '1', ...extra], {
+  const run = await runProcess(process.execPath, [cli, 'boot', '--init-mode', 'poweroff', '--memory', String(MEMORY_MIB), '--vcpus', '1', ...extra], {
     markers: [MARKER], guestRamBytes: MEMORY_MIB * 1024 * 1024, timeoutMs: TIMEOUT_MS, env: { ...process.env, HAKO_TRACE: 'startup' },
   });
   if (run.exitCode !== 0 || !run.markers.has(MARKER)) {

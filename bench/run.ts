@@ -10,6 +10,7 @@ import { benchRestore, type RestoreResult } from './restore.js';
 import { formatSummary } from './stats.js';
 import { benchIoEngine, reportIoEngine, type IoEngineResult } from './io-engine.js';
 import { benchVirtio, reportVirtio, type VirtioResult } from './virtio.js';
+import { benchVsock, reportVsock, type VsockResult } from './vsock.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
@@ -18,8 +19,9 @@ const benchmarks = {
   blk: (quick: boolean) => benchBlk({ quick, log: (l) => console.error(l) }),
   virtio: (quick: boolean) => benchVirtio({ quick, log: (l) => console.error(l) }),
   io: (quick: boolean) => benchIoEngine({ quick, log: (l) => console.error(l) }),
+  vsock: (quick: boolean) => benchVsock({ quick, log: (l) => console.error(l) }),
 };
-type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult;
+type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult | VsockResult;
 type Name = keyof typeof benchmarks;
 
 function report(r: Result): string {
@@ -30,6 +32,7 @@ function report(r: Result): string {
     case 'blk': return reportBlk(r);
     case 'virtio': return reportVirtio(r);
     case 'io': return reportIoEngine(r);
+    case 'vsock': return reportVsock(r);
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -381,7 +383,8 @@ void Agent::CreateContainer(Call call, CreateContainerRequest& req) {
   c->init = std::make_unique<Process>();
   Process& init = *c->init;
   init.container_id = id;
-  bool ok = make_dirs(c->dir, error) && mount_rootfs(*c, rootfs, error) &&
+  long started = monotonic_ms(), mounted = 0;
+  bool ok = make_dirs(c->dir, error) && mount_rootfs(*c, rootfs, error) && (mounted = monotonic_ms()) &&
             write_file(c->dir + "/config.json", to_json(spec), error) &&
             spawn(init, req.stdio, {"create", "--bundle=" + c->dir, "--pid-file=" + c->dir + "/init.pid", id},
                   c->dir + "/init.pid", error);
@@ -400,7 +403,8 @@ void Agent::CreateContainer(Call call, CreateContainerRequest& req) {
   CreateContainerResponse r;
   r.pid = uint32_t(init.pid);
   containers_.emplace(id, std::move(c));
-  fprintf(stderr, "hako-agent: created container %s (pid %u)\n", id.c_str(), r.pid);
+  fprintf(stderr, "hako-agent: created container %s (pid %u): rootfs mounted in %ld ms, crun create %ld ms\n", id.c_str(),
+          r.pid, mounted - started, monotonic_ms() - mounted);
   reply(call, r);
 }
 
@@ -413,6 +417,22 @@ void Agent::StartContainer(Call call, StartContainerRequest& req) {
   if (!crun({"start", c->id}, error)) return fail(call, code::kInternal, "starting container '" + c->id + "': " + error);
   c->started = true;
   reply(call, StartContainerResponse{});
+}
+
+// crun links /dev/ptmx to pts/ptmx only in containers created with a terminal, and `crun exec --tty` opens it: make the
+// link in the container's /dev (resolved inside its root, so links the container made cannot lead elsewhere).
+static void ensure_ptmx(pid_t init_pid) {
+  int root = open(("/proc/" + std::to_string(init_pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return;
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int dev = int(syscall(SYS_openat2, root, "dev", &how, sizeof how));
+  if (dev >= 0) {
+    symlinkat("pts/ptmx", dev, "ptmx");  // EEXIST when crun or the image made one: fine
+    close(dev);
+  }
+  close(root);
 }
 
 void Agent::ExecProcess(Call call, ExecProcessRequest& req) {
@@ -429,6 +449,7 @@ void Agent::ExecProcess(Call call, ExecProcessRequest& req) {
   if (!parse_json(req.process, process, error)) return fail(call, code::kInvalidArgument, "process is not valid JSON: " + error);
   if (!check_process(process, "process", error)) return fail(call, code::kInvalidArgument, error);
   process.set("terminal", Json::from_bool(req.stdio.tty));
+  if (req.stdio.tty) ensure_ptmx(c->init->pid);
 
   auto p = std::make_unique<Process>();
   p->container_id = c->id;

@@ -172,6 +172,12 @@ bool run_command(const std::vector<std::string>& argv, int in, int out, int err,
   return false;
 }
 
+long monotonic_ms() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec * 1000 + now.tv_nsec / 1'000'000;
+}
+
 int sealed_executable(const std::string& path, std::string& error) {
   int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return error = "open " + path + ": " + errno_text(), -1;

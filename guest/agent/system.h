@@ -9,6 +9,7 @@
 #include <vector>
 
 std::string errno_text();  // strerror(errno)
+long monotonic_ms();       // CLOCK_MONOTONIC in milliseconds, for the durations the agent logs
 
 std::optional<std::string> read_file(const std::string& path, size_t limit = 1 << 20);
 bool write_file(const std::string& path, const std::string& data, std::string& error);

@@ -20,8 +20,8 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   });
 }
 
-test('hako boot --vcpus 2 --no-template (a cold boot): init runs, sees 2 CPUs, powers off with exit 0', async () => {
-  const { code, stdout, stderr } = await runCli(['boot', '--vcpus', '2', '--no-template']);
+test('hako boot --vcpus 2 --no-template --init-mode poweroff (a cold boot): init runs, sees 2 CPUs, powers off with exit 0', async () => {
+  const { code, stdout, stderr } = await runCli(['boot', '--vcpus', '2', '--no-template', '--init-mode', 'poweroff']);
   const guest = bundledGuest();
   assert.match(stdout, 'hako-init: ready', `no init marker; stderr: ${stderr}`);
   assert.match(stdout, `hako-init: kernel ${guest.kernelRelease}`);

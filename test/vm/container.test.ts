@@ -54,12 +54,14 @@ test('echo hello in a busybox container: stdout "hello", stderr empty, exit code
 // one long-running container and exec into it.
 let pod: Container;
 
-test('exec processes into a running container: exit codes 0, 1 and 42 exactly, stdout and stderr apart', async () => {
+test('exec processes into a running container: exit codes 0, 1 and 42 exactly, stdout and stderr apart, confined to its root', async () => {
   pod = await sandbox.createContainer({ id: 'pod', args: ['sleep', '1000'] });
   await pod.start();
   for (const [script, exitCode, stdout, stderr] of [
     ['echo exec-$((6*7))', 0, 'exec-42\n', ''],
     ['exit 1', 1, '', ''],
+    // An exec'd process runs in the container's root file system, not the guest's (where the agent lives).
+    ['test -e /bin/busybox && test ! -e /sbin/hako-agent', 0, '', ''],
     ['echo out; echo err >&2; exit 42', 42, 'out\n', 'err\n'],
   ] as const) {
     const p = await pod.exec({ args: ['sh', '-c', script] });
