@@ -398,11 +398,23 @@ test('virtio-blk: snapshot: the restored disk keeps serving its rings and the se
   assert.equal([record!.op, record!.file, record!.offset], [OP.WRITE, FILE + 2, 512n], 'the new host file');
 });
 
-test('virtio-blk: snapshot: refused for a disk of another size, and while I/O is in flight', async () => {
+test('virtio-blk: snapshot: a disk of another size becomes a config change when the VM resumes; refused while I/O is in flight', async () => {
   const d = await disk();
   const blob = d.h.devices.saveState();
   const other = await twin(d.h, FILE, CAPACITY + 1n);
-  assert.throws(() => other.devices.restoreState(blob), /section "VIO0"/);
+  const read = (o: number) => Number(other.devices.mmioRead(VIRTIO_BASE + BigInt(o), 4));
+  other.devices.restoreState(blob);
+  const generation = read(REG.CONFIG_GENERATION);
+  assert.equal(other.pulses, [], 'no interrupt before the irqchip is restored');
+  other.devices.virtioResumed();
+  assert.equal(other.pulses, [VIRTIO_GSI]);
+  assert.is(read(REG.INTERRUPT_STATUS) & INTERRUPT.CONFIG, INTERRUPT.CONFIG);
+  assert.is(read(REG.CONFIG_GENERATION), generation + 1);
+  assert.is(other.devices.mmioRead(VIRTIO_BASE + BigInt(REG.CONFIG), 8), CAPACITY + 1n);
+  const same = await twin(d.h, FILE);
+  same.devices.restoreState(blob);
+  same.devices.virtioResumed();
+  assert.equal(same.pulses, [], 'the same size: nothing to tell the driver');
   request(d, T.IN, 0n, [writable(DATA, 512)]);
   assert.throws(() => d.h.devices.saveState(), /1 block I\/O requests in flight/);
   assert.throws(() => d.h.devices.restoreState(blob), /in flight/);
