@@ -9,7 +9,7 @@ import { HakoError } from '../errors.js';
 export interface ProcessOptions {
   /** Program and arguments; args[0] is looked up in PATH inside the container. */
   args: string[];
-  /** Environment on top of PATH (and TERM with a tty). */
+  /** Environment; PATH (and TERM with a tty) get a default unless given. */
   env?: Record<string, string>;
   /** Working directory inside the container (default "/"). */
   cwd?: string;
@@ -53,7 +53,8 @@ export function processSpec(opts: ProcessOptions): object {
   if (typeof cwd !== 'string' || !cwd.startsWith('/')) {
     throw new HakoError('INVALID_ARGUMENT', `cwd must be an absolute path, got ${JSON.stringify(cwd)}`);
   }
-  const vars = [DEFAULT_PATH, ...(tty ? ['TERM=xterm'] : [])];
+  // Defaults for what the caller (or the image) does not set, so each variable appears once.
+  const vars = [...('PATH' in env ? [] : [DEFAULT_PATH]), ...(tty && !('TERM' in env) ? ['TERM=xterm'] : [])];
   for (const [key, value] of Object.entries(env)) {
     if (key === '' || key.includes('=') || key.includes('\0') || String(value).includes('\0')) {
       throw new HakoError('INVALID_ARGUMENT', `env: ${JSON.stringify(key)} is not a valid variable name (no '=' or NUL, not empty)`);
