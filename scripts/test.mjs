@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // Runs the compiled uvu suites, one process per test file so a crash or a
 // hung VM in one file cannot take the others with it, and ends with the
-// summary line CI reads: `N passed, N failed`.
+// summary line CI reads: `N passed, N failed`. VM files run two at a time
+// (HAKO_TEST_JOBS overrides): each keeps one core busy with guest kernel code,
+// so on the 2-core CI machine this halves the suite; their output is printed
+// per file as each ends.
 //   node scripts/test.mjs            unit, then VM tests
 //   node scripts/test.mjs unit|vm    one group
 //   node scripts/test.mjs FILTER     files whose name contains FILTER
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,13 +29,16 @@ const files = (groups.includes(arg) ? [arg] : groups).flatMap(testFiles)
   .filter((f) => !arg || groups.includes(arg) || f.includes(arg));
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
+const vmJobs = Math.max(1, Number(process.env.HAKO_TEST_JOBS) || Math.min(2, os.availableParallelism()));
+// The longest VM files first, so the two lanes end close together.
+const SLOW_FIRST = ['container.test.js', 'cli-run.test.js'];
 
-function runFile(file) {
+function runFile(file, live) {
   return new Promise((resolve) => {
     const started = Date.now();
     const child = spawn(process.execPath, [file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    const collect = (stream, sink) => stream.on('data', (d) => { out += d; sink.write(d); });
+    const collect = (stream, sink) => stream.on('data', (d) => { out += d; if (live) sink.write(d); });
     collect(child.stdout, process.stdout);
     collect(child.stderr, process.stderr);
     const timer = setTimeout(() => {
@@ -49,6 +56,7 @@ function runFile(file) {
       if (Number.isNaN(total) || Number.isNaN(passed)) failed = 1; // crashed before uvu reported
       else if (code !== 0 && failed === 0) failed = 1;             // uvu counted nothing wrong but the process failed
       const secs = ((Date.now() - started) / 1000).toFixed(1);
+      if (!live) process.stdout.write(out);
       console.log(`# ${path.relative(root, file)}: ${Number.isNaN(passed) ? 0 : passed} passed, ${failed} failed` +
         `${skipped ? `, ${skipped} skipped` : ''} (${secs}s${signal ? `, ${signal}` : ''})`);
       resolve({ passed: Number.isNaN(passed) ? 0 : passed, failed, skipped });
@@ -61,9 +69,14 @@ if (files.length === 0) {
   console.log(`no test files match ${arg ?? '(all)'}; did the build run?`);
   failed = 1;
 }
-for (const f of files) {
-  const r = await runFile(f);
-  passed += r.passed; failed += r.failed; skipped += r.skipped;
-}
+const add = (r) => { passed += r.passed; failed += r.failed; skipped += r.skipped; };
+const isVm = (f) => f.includes(`${path.sep}vm${path.sep}`);
+for (const f of files.filter((f) => !isVm(f))) add(await runFile(f, true));
+const vmFiles = files.filter(isVm).sort((a, b) =>
+  Number(SLOW_FIRST.includes(path.basename(b))) - Number(SLOW_FIRST.includes(path.basename(a))));
+const lanes = Math.min(vmJobs, vmFiles.length);
+await Promise.all(Array.from({ length: lanes }, async () => {
+  for (let f = vmFiles.shift(); f; f = vmFiles.shift()) add(await runFile(f, lanes === 1));
+}));
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exitCode = failed > 0 ? 1 : 0;
