@@ -7,6 +7,7 @@ import { stderrStream, stdinStream, stdoutStream } from '../../host/agent/stdio.
 import { decodeMessage, encodeMessage } from '../../host/ttrpc/messages.js';
 import { Server, type Handler } from '../../host/ttrpc/server.js';
 import { Code, TtrpcError } from '../../host/ttrpc/status.js';
+import { rejects } from './ttrpc-rejects.js';
 import { destroyPairs, socketPair } from './socket-pair.js';
 
 test.after(destroyPairs);
@@ -27,17 +28,6 @@ async function agentWith(fake: Fake): Promise<AgentClient> {
   return new AgentClient(c);
 }
 
-async function rejects(promise: Promise<unknown>, code: number, message: RegExp): Promise<void> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.instance(e, TtrpcError);
-    assert.is((e as TtrpcError).code, code, (e as Error).message);
-    assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable('did not reject');
-}
 
 const lowerFirst = (s: string) => s[0]!.toLowerCase() + s.slice(1);
 

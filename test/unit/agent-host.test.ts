@@ -12,7 +12,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AgentClient } from '../../host/agent/client.js';
 import type { ProcessId } from '../../host/agent/messages.js';
-import { Code, TtrpcError } from '../../host/ttrpc/status.js';
+import { Code } from '../../host/ttrpc/status.js';
+import { rejects } from './ttrpc-rejects.js';
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const tools = ['/usr/bin/crun', '/bin/busybox', '/usr/bin/g++', '/usr/sbin/mkfs.ext4', '/usr/sbin/losetup', '/usr/bin/unshare'];
@@ -58,17 +59,6 @@ async function run1(containerId: string, args: string[], stdin = false): Promise
   await agent.startContainer({ containerId });
 }
 
-async function rejects(promise: Promise<unknown>, code: number, message: RegExp): Promise<void> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.instance(e, TtrpcError);
-    assert.is((e as TtrpcError).code, code, (e as Error).message);
-    assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable('did not reject');
-}
 
 test.before(async () => {
   if (!usable) return;

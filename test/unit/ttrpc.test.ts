@@ -6,6 +6,7 @@ import { FrameDecoder, HEADER_BYTES, MAX_MESSAGE_BYTES, MessageType, encodeFrame
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type Request } from '../../host/ttrpc/messages.js';
 import { Server, type CallContext } from '../../host/ttrpc/server.js';
 import { Code, TtrpcError } from '../../host/ttrpc/status.js';
+import { rejects } from './ttrpc-rejects.js';
 import { destroyPairs, socketPair } from './socket-pair.js';
 
 const bytes = (s: string) => Buffer.from(s);
@@ -18,17 +19,6 @@ function collect(): { frames: Frame[]; oversized: FrameHeader[]; decoder: FrameD
   return { frames, oversized, decoder: new FrameDecoder((f) => frames.push(f), (h) => oversized.push(h)) };
 }
 
-async function rejects(promise: Promise<unknown>, code: number, message: RegExp): Promise<TtrpcError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.instance(e, TtrpcError);
-    assert.is((e as TtrpcError).code, code, (e as Error).message);
-    assert.match((e as Error).message, message);
-    return e as TtrpcError;
-  }
-  return assert.unreachable('did not reject') as never;
-}
 
 /** A hand-driven server: the test sees each request frame and answers when and how it likes. */
 async function rawServer(): Promise<{ client: Client; server: net.Socket; requests: { frame: Frame; request: Request }[]; next(): Promise<{ frame: Frame; request: Request }>; respond(id: number, payload: string, code?: number): void }> {
