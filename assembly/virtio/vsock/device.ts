@@ -16,6 +16,7 @@ import { vsockConnect, vsockConnected } from '../../env';
 import { StateReader, StateWriter } from '../../snapshot';
 import { DescriptorChain, IoVecList } from '../chain';
 import { VirtioDevice } from '../device';
+import { Virtqueue } from '../queue';
 import { readU64, writeU64 } from '../state';
 import {
   BUF_ALLOC,
@@ -310,15 +311,7 @@ export class VirtioVsock extends VirtioDevice {
     const queue = this.queues[RX_QUEUE];
     const chain = this.chain;
     while (this.strayRsts.length > 0 || this.table.nextWithControl() !== null || this.table.nextReadable(false) !== null) {
-      const popped = queue.pop(chain);
-      if (popped < 0) {
-        this.fail(<u32>-popped);
-        break;
-      }
-      if (popped == 0) {
-        if (queue.enableNotifications()) continue;
-        break;
-      }
+      if (!this.popBuffer(queue, chain)) break;
       const used = chain.writableBytes < HEADER_SIZE ? 0 : this.fill(chain);
       if (used < 0) queue.undoPop();
       else queue.pushUsed(chain.head, <u32>used);
@@ -403,21 +396,29 @@ export class VirtioVsock extends VirtioDevice {
     connection.pendingControl &= ~CONTROL_CREDIT_UPDATE;
   }
 
+  /**
+   * Pops the next driver buffer of `queue` into `chain`: false when the ring is
+   * empty (notifications re-enabled, so a later kick brings more) or broken
+   * (the device has failed).
+   */
+  private popBuffer(queue: Virtqueue, chain: DescriptorChain): bool {
+    while (true) {
+      const popped = queue.pop(chain);
+      if (popped > 0) return true;
+      if (popped < 0) {
+        this.fail(<u32>-popped);
+        return false;
+      }
+      if (!queue.enableNotifications()) return false;
+    }
+  }
+
   /** Hands a pending TRANSPORT_RESET to the guest if it has an event buffer (else on its next event-queue kick). */
   private deliverEvent(): void {
     if (!this.eventPending || !this.isLive()) return;
     const queue = this.queues[EVENT_QUEUE];
     const chain = this.chain;
-    while (true) {
-      const popped = queue.pop(chain);
-      if (popped < 0) {
-        this.fail(<u32>-popped);
-        break;
-      }
-      if (popped == 0) {
-        if (queue.enableNotifications()) continue;
-        break;
-      }
+    while (this.popBuffer(queue, chain)) {
       // A buffer too small for the event is handed back empty.
       if (chain.writableBytes < EVENT_SIZE) {
         queue.pushUsed(chain.head, 0);
