@@ -106,7 +106,11 @@ function ksmUnavailable(): string | undefined {
   }
 }
 
-/** Turns KSM on and waits until a full scan passed and pages_sharing stopped growing, or KSM_SETTLE_MS. */
+/**
+ * Turns KSM on and waits until two full scans passed (a page merges on the
+ * scan after the one that saw it unchanged) and pages_sharing stopped growing,
+ * or KSM_SETTLE_MS.
+ */
 async function ksmSettle(): Promise<{ pagesSharing: number; settleMs: number }> {
   const start = performance.now();
   const scans = ksmRead('full_scans');
@@ -115,7 +119,7 @@ async function ksmSettle(): Promise<{ pagesSharing: number; settleMs: number }> 
   while (performance.now() - start < KSM_SETTLE_MS) {
     await new Promise((r) => setTimeout(r, 3000));
     const now = ksmRead('pages_sharing');
-    if (ksmRead('full_scans') >= scans + 1 && now <= sharing) break;
+    if (ksmRead('full_scans') >= scans + 2 && now <= sharing) break;
     sharing = now;
   }
   return { pagesSharing: ksmRead('pages_sharing'), settleMs: performance.now() - start };
