@@ -14,8 +14,12 @@ packages=(
   crun
   # disk images for the virtio-blk tests and benchmark (mkfs.ext4, debugfs)
   e2fsprogs
+  # zstd-compressed image layers in the unit tests (hako itself decompresses with fzstd)
+  zstd
   # benchmark baseline
   qemu-system-x86 seabios
+  # the benchmark probe guest (guest/probe/: as, ld)
+  binutils
 )
 
 missing=()

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
 import { Parser, Unpack, type ReadEntry } from 'tar';
 import { HakoError } from '../errors.js';
 import { Root } from '../fs/safe-path.js';
@@ -50,6 +51,8 @@ interface LayerScan {
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
+/** The first four bytes of a zstd frame (RFC 8878). */
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /** Entry types node-tar writes to the tree; devices and FIFOs are skipped (the container's /dev comes from the runtime). */
 const EXTRACTED_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Link', 'Directory', 'GNUDumpDir']);
 const KEPT_TYPES = new Set([...EXTRACTED_TYPES, 'SymbolicLink']);
@@ -80,6 +83,25 @@ function tap(see: (chunk: Buffer) => void): Transform {
   });
 }
 
+/** Decompresses a zstd stream (Node 20's zlib has no zstd); a damaged stream fails the pipeline. */
+function zstdDecompress(): Transform {
+  let push: (chunk: Uint8Array) => void = () => {};
+  const decoder = new ZstdDecompress((data) => push(data));
+  const feed = (chunk: Uint8Array, final: boolean, stream: Transform, callback: TransformCallback) => {
+    push = (data) => stream.push(Buffer.from(data)); // a copy: the decoder may reuse its window
+    try {
+      decoder.push(chunk, final);
+      callback();
+    } catch (e) {
+      callback(new Error(`zstd: ${(e as Error).message}`));
+    }
+  };
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) { feed(chunk, false, this, callback); },
+    flush(callback: TransformCallback) { feed(new Uint8Array(0), true, this, callback); },
+  });
+}
+
 /** A pipeline's last stage writing into a node-tar Parser or Unpack, done when it has handled every entry. */
 function into(parser: Parser): (source: AsyncIterable<Buffer>) => Promise<void> {
   return async (source) => {
@@ -97,7 +119,7 @@ function into(parser: Parser): (source: AsyncIterable<Buffer>) => Promise<void> 
 }
 
 /**
- * Streams the layer's tar (gunzipped if it is gzip) into `parser`, then checks
+ * Streams the layer's tar (decompressed if it is gzip or zstd) into `parser`, then checks
  * the blob's size and digest and the tar's diff ID.
  */
 async function readLayer(layer: Layer, parser: Parser): Promise<void> {
@@ -105,14 +127,13 @@ async function readLayer(layer: Layer, parser: Parser): Promise<void> {
   const magic = Buffer.alloc(4);
   try {
     fs.readSync(fd, magic, 0, 4, 0);
-    if (magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) {
-      throw new HakoError('INVALID_ARGUMENT', `layer ${layer.name}: zstd-compressed layers are not supported; use gzip or uncompressed layers`);
-    }
   } catch (e) {
     fs.closeSync(fd);
     throw e;
   }
-  const gzip = magic[0] === 0x1f && magic[1] === 0x8b;
+  const decompress = magic.equals(ZSTD_MAGIC) ? zstdDecompress()
+    : magic[0] === 0x1f && magic[1] === 0x8b ? zlib.createGunzip()
+    : new PassThrough();
   const stream = fs.createReadStream('', { fd, start: 0 }); // closes fd when done or destroyed
   const blobHash = layer.digest && digestHash(layer.digest);
   const diffHash = digestHash(layer.diffId);
@@ -121,7 +142,7 @@ async function readLayer(layer: Layer, parser: Parser): Promise<void> {
     await pipeline(
       stream,
       tap((c) => { blobHash?.update(c); blobBytes += c.length; }),
-      gzip ? zlib.createGunzip() : new PassThrough(),
+      decompress,
       tap((c) => diffHash.update(c)),
       into(parser),
     );
