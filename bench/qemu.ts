@@ -13,7 +13,8 @@ const HIDDEN_QEMU_FLAGS = ['xsave', 'cx16', 'popcnt', 'movbe', 'fsgsbase', 'bmi1
 
 export function qemuMicrovmArgs(opts: {
   kernel: string;
-  initrd: string;
+  /** Absent for a guest without one (the probe). */
+  initrd?: string;
   cmdline: string;
   memoryMiB: number;
   vcpus: number;
@@ -25,7 +26,7 @@ export function qemuMicrovmArgs(opts: {
     '-enable-kvm', '-cpu', cpu, '-m', String(opts.memoryMiB), '-smp', String(opts.vcpus),
     '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
     '-device', `isa-debug-exit,iobase=0x${EXIT_PORT.toString(16)},iosize=0x04`,
-    '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.cmdline,
+    '-kernel', opts.kernel, ...(opts.initrd ? ['-initrd', opts.initrd] : []), '-append', opts.cmdline,
   ];
 }
 

@@ -11,6 +11,8 @@ import { formatSummary } from './stats.js';
 import { benchIoEngine, reportIoEngine, type IoEngineResult } from './io-engine.js';
 import { benchVirtio, reportVirtio, type VirtioResult } from './virtio.js';
 import { benchVsock, reportVsock, type VsockResult } from './vsock.js';
+import { benchProbe, reportProbe, type ProbeResult } from './probe.js';
+import { benchFs, reportFs, type FsResult } from './fs.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
@@ -20,8 +22,10 @@ const benchmarks = {
   virtio: (quick: boolean) => benchVirtio({ quick, log: (l) => console.error(l) }),
   io: (quick: boolean) => benchIoEngine({ quick, log: (l) => console.error(l) }),
   vsock: (quick: boolean) => benchVsock({ quick, log: (l) => console.error(l) }),
+  probe: (quick: boolean) => benchProbe({ quick, log: (l) => console.error(l) }),
+  fs: (quick: boolean) => benchFs({ quick, log: (l) => console.error(l) }),
 };
-type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult | VsockResult;
+type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult | VsockResult | ProbeResult | FsResult;
 type Name = keyof typeof benchmarks;
 
 function report(r: Result): string {
@@ -33,6 +37,8 @@ function report(r: Result): string {
     case 'virtio': return reportVirtio(r);
     case 'io': return reportIoEngine(r);
     case 'vsock': return reportVsock(r);
+    case 'probe': return reportProbe(r);
+    case 'fs': return reportFs(r);
   }
 }
 
