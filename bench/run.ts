@@ -1,18 +1,21 @@
-// `npm run bench [-- NAME...] [--quick]`: runs benchmarks, each against its
-// baseline in the same run, prints a table and writes bench/results/latest.json.
+// `npm run bench [-- NAME...] [--quick] [--out DIR]`: runs benchmarks, each against its
+// baseline in the same run, prints a table and writes bench/results/latest.json,
+// latest.md (the tables) and latest.svg (a chart of the hako / baseline ratios).
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { repoRoot } from '../host/native.js';
 import { benchBlk, BLK_TESTS, type BlkResult, type BlkTest, type BlkVmm } from './blk.js';
 import { benchBoot, type BootResult } from './boot.js';
 import { benchMemory, type MemoryResult, type MemoryRow } from './memory.js';
 import { benchRestore, type RestoreResult } from './restore.js';
+import { ratioChart, type ChartBar, type ChartGroup } from './chart.js';
 import { formatSummary } from './stats.js';
 import { benchIoEngine, reportIoEngine, type IoEngineResult } from './io-engine.js';
 import { benchVirtio, reportVirtio, type VirtioResult } from './virtio.js';
 import { benchVsock, reportVsock, type VsockResult } from './vsock.js';
-import { benchProbe, reportProbe, type ProbeResult } from './probe.js';
-import { benchFs, reportFs, type FsResult } from './fs.js';
+import { benchProbe, reportProbe, PROBE_TESTS, type ProbeResult } from './probe.js';
+import { benchFs, reportFs, FS_TESTS, type FsResult } from './fs.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
@@ -39,6 +42,48 @@ function report(r: Result): string {
     case 'vsock': return reportVsock(r);
     case 'probe': return reportProbe(r);
     case 'fs': return reportFs(r);
+  }
+}
+
+/** The chart's bars for a result: every ratio of hako to its baseline in the same run. */
+function chartGroups(r: Result): ChartGroup[] {
+  const time = (label: string, ratio: number): ChartBar => ({ label, ratio, better: 'lower' });
+  const rate = (label: string, ratio: number | undefined): ChartBar => ({ label, ratio: ratio ?? NaN, better: 'higher' });
+  switch (r.name) {
+    case 'boot': return [{
+      benchmark: 'boot', baseline: 'QEMU microvm',
+      bars: [time('start to init marker, time', r.ratio.markerMs), time('start to exit, time', r.ratio.exitMs),
+        time('VMM RSS without guest RAM', r.ratio.vmmRssKiB)],
+    }];
+    case 'restore': return [{
+      benchmark: 'restore', baseline: 'cold boot',
+      bars: [time('template clone: start to init marker, time', r.ratio.markerMs), time('template clone: start to exit, time', r.ratio.exitMs)],
+    }];
+    case 'blk': return r.ratio.map((q) => ({
+      benchmark: 'blk', baseline: q.qemu,
+      bars: BLK_TESTS.filter((t) => q.tests[t] !== undefined).map((t) => rate(`${t}, MB/s`, q.tests[t])),
+    }));
+    case 'probe': return [{
+      benchmark: 'probe', baseline: 'QEMU microvm',
+      bars: [...PROBE_TESTS.map((t) => time(`${t}, ns per op`, r.ratio[t])), time('VMM RSS without guest RAM', r.ratio.vmmRssKiB)],
+    }];
+    case 'fs': return [{
+      benchmark: 'fs', baseline: r.qemu.label,
+      bars: FS_TESTS.filter((t) => r.ratio[t] !== undefined).map((t) => rate(`${t}, MB/s or files/s`, r.ratio[t])),
+    }];
+    case 'io': {
+      // io_uring (hako's IoEngine) against libuv's thread pool at the same queue depth.
+      const us = (method: string, depth: number) => r.rows.find((x) => x.method === method && x.depth === depth)?.usPerRead ?? NaN;
+      const depths = [...new Set(r.rows.map((x) => x.depth))];
+      return [{
+        benchmark: 'io', baseline: 'libuv thread pool',
+        bars: depths.map((d) => time(`io_uring, queue depth ${d}, µs per 4 KiB read`,
+          us('IoEngine (io_uring)', d) / us('fs.read (libuv thread pool)', d))).filter((b) => !Number.isNaN(b.ratio)),
+      }];
+    }
+    // No baseline in the same run: the Wasm micro-benchmarks, KSM sharing, and
+    // vsock (QEMU's vhost-vsock is unavailable here; the container start is a VM against no VM).
+    case 'memory': case 'virtio': case 'vsock': return [];
   }
 }
 
@@ -106,9 +151,17 @@ function scale<T extends { median: number; min: number; max: number }>(s: T, k: 
   return { ...s, median: s.median * k, min: s.min * k, max: s.max * k };
 }
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const names = args.filter((a) => !a.startsWith('--'));
+// --out DIR sends the report elsewhere, so a CI smoke run (--quick) leaves
+// the committed bench/results alone.
+let parsed;
+try {
+  parsed = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } }, allowPositionals: true });
+} catch (e) {
+  console.error(`bench: ${(e as Error).message}; usage: npm run bench -- [NAME...] [--quick] [--out DIR]`);
+  process.exit(2);
+}
+const quick = parsed.values.quick!;
+const names = parsed.positionals;
 for (const n of names) {
   if (!(n in benchmarks)) {
     console.error(`bench: unknown benchmark ${JSON.stringify(n)}; known: ${Object.keys(benchmarks).join(', ')}`);
@@ -123,11 +176,13 @@ console.log(results.map(report).join('\n\n'));
 
 // The report keeps the latest result of every benchmark, so running one
 // benchmark updates its section and leaves the others as they were.
-const out = path.join(repoRoot, 'bench', 'results');
+const out = path.resolve(parsed.values.out ?? path.join(repoRoot, 'bench', 'results'));
 const latest = path.join(out, 'latest.json');
 const previous: Result[] = fs.existsSync(latest) ? (JSON.parse(fs.readFileSync(latest, 'utf8')) as { results: Result[] }).results : [];
 const merged = [...previous.filter((p) => !results.some((r) => r.name === p.name)), ...results]
   .sort((a, b) => Object.keys(benchmarks).indexOf(a.name) - Object.keys(benchmarks).indexOf(b.name));
 fs.mkdirSync(out, { recursive: true });
 fs.writeFileSync(latest, JSON.stringify({ date: new Date().toISOString(), quick, results: merged }, null, 2) + '\n');
-fs.writeFileSync(path.join(out, 'latest.md'), merged.map(report).join('\n\n') + '\n');
+fs.writeFileSync(path.join(out, 'latest.svg'), ratioChart(merged.flatMap(chartGroups), 'hako against its baselines, same run'));
+fs.writeFileSync(path.join(out, 'latest.md'),
+  ['Chart of every hako / baseline ratio: [latest.svg](latest.svg)\n\n![hako / baseline ratios](latest.svg)', ...merged.map(report)].join('\n\n') + '\n');
