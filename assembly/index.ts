@@ -13,6 +13,7 @@ export { setGuestRamBytes } from './virtio/guest_memory';
 export { addVirtioRng, virtioFailure, virtioNotify, virtioResumed } from './virtio/devices';
 export { addVirtioBlock, ioComplete, ioCompleteEnd, ioInFlight } from './virtio/devices';
 export { addVirtioVsock, vsockHostConnect, vsockReady, vsockTransportReset } from './virtio/devices';
+export { addVirtioFs, virtioFsTagBuffer } from './virtio/devices';
 
 /** A guest port read of `size` bytes (1, 2 or 4); unclaimed ports and other sizes read all ones. */
 export function ioRead(port: u32, size: u32): u32 {
@@ -77,3 +78,4 @@ export function restoreState(): u32 {
 export function restoreErrorSection(): u32 {
   return restoreErrorTag;
 }
+export { hashPages, pageHashBuffer } from './page_hash';

@@ -2,7 +2,8 @@
 // chain processing, per request, on the real device module with no-op host
 // callbacks (no disk, no random bytes, no irqfd): what a kick and its
 // completions cost the VMM thread. Each iteration re-publishes a batch of
-// chains that were built once, so the driver side costs two stores.
+// chains that were built once, so the driver side costs two stores. Also the
+// Wasm page hash (assembly/page_hash.ts) over guest RAM, per 4 KiB page.
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { loadDevices, type DeviceCallbacks, type Devices } from '../host/wasm/devices.js';
@@ -10,6 +11,7 @@ import {
   addChain, FEATURE, kick, publish, queueLayout, REG, setupDevice, setUsedEvent, STATUS, usedIdx,
   VIRTIO_BASE, VIRTIO_GSI, type DeviceHost, type Queue, type Segment, type VirtioTestDevice,
 } from '../test/unit/virtio-rings.js';
+import { HASH_PAGES_REFUSED, loadPageHash } from '../test/unit/page-hash-module.js';
 import { formatSummary, summarize, type Summary } from './stats.js';
 
 /** Chains per kick; divides QUEUE_SIZE so every avail slot always holds the same head (see `republish`). */
@@ -28,6 +30,8 @@ const VIRTIO_BLK_T_IN = 0;
 const DISK_SECTORS = 1n << 20n;
 const DISK_FILE = 0;
 const BLOCK_RECORD_SIZE = 32;
+/** 4 MiB per hashPages call: more than L2, like a snapshot's pass over RAM. */
+const HASH_PAGES = 1024;
 
 /** The part of benchmark.js this file uses (the package ships no types). */
 interface Benchmark {
@@ -53,6 +57,8 @@ export interface VirtioResult {
   name: 'virtio';
   batch: number;
   rows: VirtioRow[];
+  /** hashPages over `pages` pages of non-zero data per call (absent in results from before it existed). */
+  pageHash?: { pages: number; perPageNs: Summary };
 }
 
 /** A module with no-op callbacks that count what the devices hand the host. */
@@ -212,6 +218,24 @@ async function benchRng(quick: boolean): Promise<VirtioRow> {
   return { what, perRequestNs: summarize(perRequestNs) };
 }
 
+/** hashPages over HASH_PAGES pages of pseudo-random bytes (none zero, so no early exit could flatter it). */
+async function benchPageHash(quick: boolean): Promise<Summary> {
+  const m = await loadPageHash();
+  m.setGuestRamBytes(RAM_BYTES);
+  const ram = new Uint8Array(m.memory.buffer, 0, HASH_PAGES * PAGE);
+  for (let i = 0, x = 1; i < ram.length; i++) ram[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24 | 1;
+  const out = m.buffer(HASH_PAGES);
+  const round = () => {
+    const zero = m.hashPages(0, HASH_PAGES, out);
+    if (zero !== 0) throw new Error(`hashPages returned ${zero === HASH_PAGES_REFUSED ? 'REFUSED' : zero}, expected 0 zero pages`);
+  };
+  for (let i = 0; i < 20; i++) round();
+  const bench = new Benchmark('page hash', round, { maxTime: quick ? 0.5 : 3, minSamples: quick ? 5 : 20 });
+  bench.run();
+  if (bench.error) throw new Error(`page hash bench: ${bench.error.message}`);
+  return summarize(bench.stats.sample.map((seconds) => (seconds * 1e9) / HASH_PAGES));
+}
+
 export async function benchVirtio(opts: { quick: boolean; log: (line: string) => void }): Promise<VirtioResult> {
   const rows: VirtioRow[] = [];
   for (const run of [() => benchBlock(false, opts.quick), () => benchBlock(true, opts.quick), () => benchRng(opts.quick)]) {
@@ -219,7 +243,9 @@ export async function benchVirtio(opts: { quick: boolean; log: (line: string) =>
     opts.log(`virtio: ${row.what}: ${formatSummary(row.perRequestNs, 'ns')} per request`);
     rows.push(row);
   }
-  return { name: 'virtio', batch: BATCH, rows };
+  const perPageNs = await benchPageHash(opts.quick);
+  opts.log(`virtio: page hash: ${formatSummary(perPageNs, 'ns')} per 4 KiB page`);
+  return { name: 'virtio', batch: BATCH, rows, pageHash: { pages: HASH_PAGES, perPageNs } };
 }
 
 export function reportVirtio(r: VirtioResult): string {
@@ -229,5 +255,10 @@ export function reportVirtio(r: VirtioResult): string {
     '| workload | kick to completion | kick: pop, parse, submit | completion: status, used ring, interrupt |',
     '| --- | --- | --- | --- |',
     ...r.rows.map((x) => `| ${x.what} | ${ns(x.perRequestNs)} | ${ns(x.submitNs)} | ${ns(x.completeNs)} |`),
+    ...(r.pageHash ? [
+      '',
+      `Page hash (assembly/page_hash.ts, \`hashPages\` over ${r.pageHash.pages} pages of guest RAM per call): `
+        + `${ns(r.pageHash.perPageNs)} per 4 KiB page, ${(PAGE / r.pageHash.perPageNs.median).toFixed(1)} GB/s.`,
+    ] : []),
   ].join('\n');
 }

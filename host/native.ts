@@ -388,6 +388,64 @@ export interface NativeAddon {
   /** Like socketReadv but writes (sendmsg with MSG_NOSIGNAL: a closed peer is -32 EPIPE); may be partial; empty is 0. */
   socketWritev(fd: number, memory: ArrayBuffer, iov: number, count: number): number;
   /**
+   * Bind-mounts the directory `source` on `target` (both absolute; not recursive), nosuid and nodev, read-only
+   * if asked (native/mount.h). Throws a KvmError of 'mount(MS_BIND)' or 'mount(MS_REMOUNT)'.
+   */
+  bindMount(source: string, target: string, readOnly: boolean): void;
+  /**
+   * mount(2) of `fstype` from `source` on `target` (absolute) with MS_* `flags` named without the prefix in lower
+   * case ('rdonly', 'bind', 'rec', ...) and file-system options `data` (native/mount.h). Throws a KvmError of 'mount'.
+   */
+  mountFs(source: string, target: string, fstype: string, flags: string[], data: string): void;
+  /** umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW); throws a KvmError of 'umount2'. */
+  unmount(target: string): void;
+  // The in-VMM virtio-fs server's syscalls (native/fs_share.h, called by host/virtiofs/backend.ts).
+  /**
+   * Opens the directory `rootPath` (openat2, no magic links) as a new share and returns its id; a KvmError of
+   * 'openat2(<path>)' when it is missing or not a directory. Writes through a read-only share fail with -30 EROFS.
+   */
+  fsShareOpen(rootPath: string, readOnly: boolean): number;
+  /** Closes the share's root and every node and file handle of it; a KvmError EBADF for an unknown id. */
+  fsShareClose(share: number): void;
+  // The ops: the fs* imports of assembly/env.ts with the Wasm memory's current buffer added, results >= 0 or
+  // -errno (an unknown share, node or file is -9 EBADF, a pointer outside `memory` -14 EFAULT). Only arguments
+  // of the wrong type throw. Pointers are addresses in `memory`; offsets and lengths of 64 bits are BigInts.
+  fsLookup(share: number, memory: ArrayBuffer, parent: number, name: number, nameLen: number, stat: number): number;
+  fsForget(share: number, node: number): void;
+  fsGetattr(share: number, memory: ArrayBuffer, node: number, stat: number): number;
+  /** `file` is -1 when the guest named no open file. */
+  fsSetattr(share: number, memory: ArrayBuffer, node: number, file: number, attr: number, stat: number): number;
+  fsReadlink(share: number, memory: ArrayBuffer, node: number, buf: number, cap: number): number;
+  fsOpen(share: number, node: number, flags: number): number;
+  fsRelease(share: number, file: number): void;
+  fsCreate(share: number, memory: ArrayBuffer, parent: number, name: number, nameLen: number, mode: number,
+    exclusive: boolean, uid: number, gid: number, stat: number): number;
+  fsMknod(share: number, memory: ArrayBuffer, parent: number, name: number, nameLen: number, mode: number,
+    rdev: number, uid: number, gid: number, stat: number): number;
+  fsMkdir(share: number, memory: ArrayBuffer, parent: number, name: number, nameLen: number, mode: number,
+    uid: number, gid: number, stat: number): number;
+  fsSymlink(share: number, memory: ArrayBuffer, parent: number, name: number, nameLen: number, target: number,
+    targetLen: number, uid: number, gid: number, stat: number): number;
+  fsLink(share: number, memory: ArrayBuffer, node: number, newParent: number, name: number, nameLen: number,
+    stat: number): number;
+  fsUnlink(share: number, memory: ArrayBuffer, parent: number, name: number, nameLen: number, directory: boolean): number;
+  fsRename(share: number, memory: ArrayBuffer, oldParent: number, oldName: number, oldLen: number, newParent: number,
+    newName: number, newLen: number, flags: number): number;
+  fsRead(share: number, memory: ArrayBuffer, file: number, offset: bigint, iov: number, count: number): number;
+  fsWrite(share: number, memory: ArrayBuffer, file: number, offset: bigint, iov: number, count: number): number;
+  fsFsync(share: number, file: number, datasync: boolean): number;
+  fsFallocate(share: number, file: number, mode: number, offset: bigint, length: bigint): number;
+  /** The new offset, or -errno, as a BigInt. */
+  fsLseek(share: number, file: number, offset: bigint, whence: number): bigint;
+  fsStatfs(share: number, memory: ArrayBuffer, node: number, out: number): number;
+  fsReaddir(share: number, memory: ArrayBuffer, file: number, offset: bigint, buf: number, cap: number): number;
+  fsGetxattr(share: number, memory: ArrayBuffer, node: number, name: number, nameLen: number, buf: number,
+    cap: number): number;
+  fsListxattr(share: number, memory: ArrayBuffer, node: number, buf: number, cap: number): number;
+  fsSetxattr(share: number, memory: ArrayBuffer, node: number, name: number, nameLen: number, value: number,
+    valueLen: number, flags: number): number;
+  fsRemovexattr(share: number, memory: ArrayBuffer, node: number, name: number, nameLen: number): number;
+  /**
    * `memory` is guest RAM: pass the WebAssembly.Memory (its buffer is replaced when it grows, and records in
    * the grown part are then still reachable) or one ArrayBuffer (records must then lie within its byteLength
    * at construction). `guestBytes` bounds every I/O vector. Throws a KvmError of 'io_uring_setup' (e.g. EPERM:

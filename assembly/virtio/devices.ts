@@ -6,6 +6,8 @@ import { mmio } from '../machine';
 import { VirtioDevice } from './device';
 import { VIRTIO_MMIO_WINDOW_SIZE, VirtioMmio } from './mmio';
 import { recordDevice, recordSlot, VirtioBlock } from './block/device';
+import { TAG_SIZE, VirtioFs } from './fs/device';
+import { CACHE_ALWAYS } from './fs/server';
 import { VirtioRng } from './rng/device';
 import { isValidGuestCid, VirtioVsock } from './vsock/device';
 
@@ -134,4 +136,26 @@ export function vsockTransportReset(device: u32, guestCid: u64): void {
   checkGuestCid(guestCid);
   const vsock = vsockDevice(device);
   if (vsock !== null) vsock.transportReset(guestCid);
+}
+
+/** Where the host writes the tag (up to 36 bytes, NUL-padded) of the next addVirtioFs. */
+const fsTag = memory.data(TAG_SIZE);
+
+/** The 36-byte buffer the host fills with the tag right before addVirtioFs. */
+export function virtioFsTagBuffer(): usize {
+  return fsTag;
+}
+
+/**
+ * Adds a virtio-fs device for host share `share` with the tag in
+ * virtioFsTagBuffer (then zeroed); cacheMode 0 none, 1 auto, 2 always.
+ * Returns its index. Aborts on a cache mode that does not exist (a wiring bug).
+ */
+export function addVirtioFs(base: u64, gsi: u32, share: u32, readOnly: bool, cacheMode: u32): u32 {
+  if (cacheMode > CACHE_ALWAYS) {
+    throw new Error('virtio-fs cache mode ' + cacheMode.toString() + ' unknown; expected 0 (none), 1 (auto) or 2 (always)');
+  }
+  const device = new VirtioFs(fsTag, share, readOnly, cacheMode);
+  memory.fill(fsTag, 0, TAG_SIZE);
+  return attachVirtioDevice(device, base, gsi);
 }

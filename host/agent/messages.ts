@@ -11,11 +11,16 @@ export interface VersionResponse {
   protocol: number;
 }
 
+/** A disk image (ext4, erofs: `device`) or a directory of the sandbox's virtio-fs share (virtiofs: `path`). */
 export interface Rootfs {
-  /** e.g. "/dev/vdb". */
-  device: string;
-  /** "ext4" or "erofs". */
+  /** e.g. "/dev/vdb"; ext4 and erofs only. */
+  device?: string;
+  /** "ext4", "erofs" or "virtiofs". */
   fstype: string;
+  /** virtiofs: the directory relative to the share. */
+  path?: string;
+  /** virtiofs: a tmpfs overlay on top, so writes stay in the guest. */
+  overlay?: boolean;
 }
 
 export interface StdioOptions {

@@ -1,4 +1,5 @@
 // `hako boot`: boot a kernel in a microVM with its serial console on this terminal.
+import path from 'node:path';
 import { bundledCmdline, bundledGuest } from '../guest.js';
 import { HakoError } from '../errors.js';
 import { CPU_TEMPLATES, defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
@@ -6,11 +7,11 @@ import { Vm, type VmExit } from '../vmm/vm.js';
 import { templateRoot } from '../template/cache.js';
 import { checkInitMode, startClone } from '../template/clone.js';
 import { ensureTemplate } from '../template/create.js';
-import { bundledTemplateSpec } from '../template/spec.js';
+import { bundledTemplateSpec, TEMPLATE_SHARE_TAG } from '../template/spec.js';
 import { isPvmHost } from '../vmm/kvm.js';
 import { platformCmdline } from '../vmm/cmdline.js';
 import { parseDiskOption } from '../block/disk.js';
-import { MIN_GUEST_CID, validateVsockConfig } from '../vmm/config.js';
+import { MIN_GUEST_CID, validateShares, validateVsockConfig, type ShareConfig } from '../vmm/config.js';
 import { integerOption, parse } from './args.js';
 
 /** Hybrid vsock CIDs are private to each VM: every guest can have the first one. */
@@ -44,6 +45,9 @@ Options:
                          to PATH_P
   --cid N                the guest's vsock context ID, 3 to 4294967294 (default
                          ${DEFAULT_GUEST_CID}; needs --vsock)
+  --share DIR[:ro]       share the host directory DIR with the guest (virtio-fs,
+                         tag "${TEMPLATE_SHARE_TAG}": mount -t virtiofs ${TEMPLATE_SHARE_TAG} /mnt);
+                         with :ro the guest's writes fail with EROFS
   --no-template          cold-boot the bundled guest instead of cloning a template
   --init-mode MODE       the bundled guest's init mode (guest/initramfs/init), e.g.
                          idle (print 'hako-init: idle', sleep until stopped) or
@@ -57,6 +61,19 @@ triple-faults or stops on an exit hako cannot handle, 2 on bad input,
 
 /** For a kernel given with --kernel and no --cmdline. */
 const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=-1';
+
+/** `--share DIR[:ro]` (or DIR:rw) as the VM's one shared directory. */
+export function parseShareOption(value: string): ShareConfig {
+  const colon = value.lastIndexOf(':');
+  const flag = colon < 0 ? '' : value.slice(colon + 1);
+  const readOnly = flag === 'ro';
+  const dir = flag === 'ro' || flag === 'rw' ? value.slice(0, colon) : value;
+  if (dir === '') throw new HakoError('INVALID_ARGUMENT', `--share ${JSON.stringify(value)}: expected DIR[:ro] with a non-empty DIR`);
+  // No cache key in the configuration (yet): 'auto', the guest trusting what it learnt for a second.
+  const share: ShareConfig = { path: path.resolve(dir), tag: TEMPLATE_SHARE_TAG, readOnly, cache: 'auto' };
+  validateShares([share]);
+  return share;
+}
 
 const EXIT_STATUS: Record<Exclude<VmExit['kind'], 'stopped'>, number> = {
   poweroff: 0, reboot: 0, panic: 1, 'triple-fault': 1, crash: 1,
@@ -75,6 +92,7 @@ export async function boot(argv: string[]): Promise<number> {
     disk: { type: 'string', multiple: true },
     vsock: { type: 'string' },
     cid: { type: 'string' },
+    share: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'boot');
   if (values.help) {
@@ -96,6 +114,7 @@ export async function boot(argv: string[]): Promise<number> {
   }
   const vsock = values.vsock === undefined ? undefined : { socketPath: values.vsock, cid: integerOption(values.cid, 'cid') ?? DEFAULT_GUEST_CID };
   if (vsock) validateVsockConfig(vsock);
+  const shares = values.share === undefined ? undefined : [parseShareOption(values.share)];
   const fromTemplate = !values['no-template'] && values.kernel === undefined && values.initrd === undefined
     && values.cmdline === undefined && disks.length === 0 && cpuTemplate === defaultTemplate(pvmHost);
   let vm: Vm;
@@ -103,7 +122,7 @@ export async function boot(argv: string[]): Promise<number> {
     const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost);
     const { key, dir } = await ensureTemplate(spec, templateRoot(), { progress: (line) => console.error(`hako: ${line}`) });
     try {
-      vm = await Vm.restore(dir, { vsock });
+      vm = await Vm.restore(dir, { vsock, shares });
     } catch (e) {
       if (!(e instanceof HakoError) || e.code !== 'BAD_SNAPSHOT') throw e;
       throw new HakoError('BAD_SNAPSHOT', `${e.message}; remove the template with 'hako template rm ${key}' or boot with --no-template`, { cause: e });
@@ -120,6 +139,7 @@ export async function boot(argv: string[]): Promise<number> {
       cpuTemplate,
       disks,
       vsock,
+      shares,
     });
   }
 

@@ -5,7 +5,8 @@ import { HakoError } from '../errors.js';
 import { attachContainer, findSandbox } from '../sandbox/state.js';
 import { parse } from './args.js';
 import { attach, SignalRelay } from './attach.js';
-import { commandConfig, CONFIG_OPTION, envOptions, parseUser, splitOperands, stateDir, workdirOption } from './run-args.js';
+import { EMPTY_USER_DB, resolveUser } from '../image/users.js';
+import { commandConfig, CONFIG_OPTION, envOptions, splitOperands, stateDir, workdirOption } from './run-args.js';
 
 export const execHelp = `Usage: hako exec [options] ID [--] CMD [ARGS...]
 
@@ -54,9 +55,9 @@ export async function exec(argv: string[]): Promise<number> {
     throw new HakoError('INVALID_ARGUMENT', `missing ${id === undefined ? 'sandbox ID and ' : ''}command: 'hako exec [options] ID [--] CMD [ARGS...]'`);
   }
   const env = envOptions(values.env);
-  const user = values.user === undefined ? undefined : parseUser(values.user, '--user');
   const cwd = workdirOption(values.workdir) ?? '/';
   const entry = findSandbox(stateDir(commandConfig(values.config)), id);
+  const user = values.user === undefined ? undefined : resolveUser(values.user, entry.record!.users ?? EMPTY_USER_DB, '--user');
   const tty = values.tty ?? false;
   const stdin = values.interactive ?? false;
 

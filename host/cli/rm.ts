@@ -1,8 +1,8 @@
 // `hako rm`: removes what stopped sandboxes left in the state directory, or
 // with --force stops running ones first.
-import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HakoError } from '../errors.js';
+import { unmountAndRemove } from '../sandbox/shares.js';
 import { attachContainer, findSandbox, isRunning, RECORD_FILE, type SandboxEntry } from '../sandbox/state.js';
 import { parse } from './args.js';
 import { commandConfig, CONFIG_OPTION, stateDir } from './run-args.js';
@@ -69,7 +69,7 @@ export async function rm(argv: string[]): Promise<number> {
   }
   for (const e of entries) {
     if (e.running) await stop(e);
-    fs.rmSync(e.dir, { recursive: true, force: true });
+    unmountAndRemove(e.dir);
     console.log(e.id);
   }
   return 0;

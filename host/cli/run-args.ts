@@ -1,9 +1,11 @@
 // Argument handling the sandbox commands (run, exec, ps, kill, rm) share:
 // where hako's options end and the container's command begins, -e and -u
 // values, and the configuration they start from.
+import path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { HakoError } from '../errors.js';
+import type { Volume } from '../sandbox/oci-spec.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -64,14 +66,13 @@ export function envList(list: string[]): Record<string, string> {
   return vars;
 }
 
-/** A user as UID[:GID] (numbers, or "root"); the group defaults to 0, as in docker when there is no passwd entry. */
-export function parseUser(value: string, what: string): { uid: number; gid: number } {
-  const m = /^(root|\d+)(?::(root|\d+))?$/.exec(value);
-  const id = (s: string) => (s === 'root' ? 0 : Number(s));
-  if (!m || id(m[1]!) > 0xfffffffe || (m[2] !== undefined && id(m[2]) > 0xfffffffe)) {
-    throw new HakoError('INVALID_ARGUMENT', `${what} must be UID[:GID] with numbers up to 4294967294 (user names are not looked up), got ${JSON.stringify(value)}`);
-  }
-  return { uid: id(m[1]!), gid: m[2] === undefined ? 0 : id(m[2]) };
+/** -v HOST:DIR[:ro] (HOST made absolute; both checked again when mounted). */
+export function volumeOptions(list: string[] = []): Volume[] {
+  return list.map((item) => {
+    const m = /^([^:]+):(\/[^:]*)(?::(ro|rw))?$/.exec(item);
+    if (!m) throw new HakoError('INVALID_ARGUMENT', `-v expects HOST:DIR[:ro|:rw] with DIR absolute, got ${JSON.stringify(item)}`);
+    return { source: path.resolve(m[1]!), destination: m[2]!, readOnly: m[3] === 'ro' };
+  });
 }
 
 /** -w: an absolute path in the container. */

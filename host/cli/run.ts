@@ -3,7 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HakoError } from '../errors.js';
-import { bundledRootfsImage, cachedExt4Image } from '../image/cache.js';
+import { bundledRootfsImage } from '../image/cache.js';
+import { bundledGuest } from '../guest.js';
+import { readUserDb, resolveUser, type UserDb } from '../image/users.js';
 import { loadImage, type ImageConfig } from '../image/oci.js';
 import type { ProcessOptions } from '../sandbox/oci-spec.js';
 import { Sandbox } from '../sandbox/sandbox.js';
@@ -11,7 +13,7 @@ import { newRecord, writeRecord } from '../sandbox/state.js';
 import { MAX_MEMORY_MIB, MIN_MEMORY_MIB } from '../vmm/config.js';
 import { integerOption, parse } from './args.js';
 import { attach, SignalRelay } from './attach.js';
-import { commandConfig, CONFIG_OPTION, envList, envOptions, parseUser, splitOperands, stateDir, workdirOption } from './run-args.js';
+import { commandConfig, CONFIG_OPTION, envList, envOptions, splitOperands, stateDir, volumeOptions, workdirOption } from './run-args.js';
 
 export const runHelp = `Usage: hako run [options] [--] CMD [ARGS...]
 
@@ -26,8 +28,12 @@ Options:
                          (FILE.tar, FILE.tar:REPO:TAG; docker save or an OCI
                          layout). Its Entrypoint comes before CMD (or its Cmd
                          when there is no CMD); Env, WorkingDir and User apply
-  --rootfs DIR           root file system: a copy of DIR
+  --rootfs DIR           root file system: the directory DIR, shared into the
+                         VM with virtio-fs; the container's writes reach it
                          (default: the bundled busybox root file system)
+  -v, --volume HOST:DIR[:ro]
+                         mount the host directory HOST at DIR in the
+                         container (virtio-fs); repeatable
   -i, --interactive      send this standard input to the container's
   -t, --tty              give the container a terminal (stderr goes to it too);
                          with -i on a terminal, ours is in raw mode meanwhile
@@ -58,29 +64,41 @@ const OPTIONS = {
   env: { type: 'string', short: 'e', multiple: true },
   workdir: { type: 'string', short: 'w' },
   user: { type: 'string', short: 'u' },
+  volume: { type: 'string', short: 'v', multiple: true },
   memory: { type: 'string' },
   vcpus: { type: 'string' },
   ...CONFIG_OPTION,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** The root file system image, the image's run configuration, and how `hako ps` names it. */
-async function rootfs(values: { image?: string; rootfs?: string }): Promise<{ file: string; config: ImageConfig; name: string }> {
+interface RootfsChoice {
+  /** The ext4 image the sandbox's disk holds; the bundled one when the root file system is a directory. */
+  file: string;
+  /** A host directory shared with virtio-fs as the root file system instead. */
+  directory?: string;
+  config: ImageConfig;
+  users: UserDb;
+  /** How `hako ps` names it. */
+  name: string;
+}
+
+/** The root file system, the image's run configuration and its user names. */
+async function rootfs(values: { image?: string; rootfs?: string }): Promise<RootfsChoice> {
   if (values.image !== undefined && values.rootfs !== undefined) {
     throw new HakoError('INVALID_ARGUMENT', '--image and --rootfs both name the root file system: give one');
   }
   if (values.image !== undefined) {
     const image = await loadImage(values.image);
-    return { file: image.rootfsImage, config: image.config, name: values.image };
+    return { file: image.rootfsImage, config: image.config, users: image.users, name: values.image };
   }
   if (values.rootfs !== undefined) {
     const dir = path.resolve(values.rootfs);
     if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
       throw new HakoError('INVALID_ARGUMENT', `--rootfs expects a directory, got ${JSON.stringify(values.rootfs)}`);
     }
-    return { file: cachedExt4Image(dir), config: {}, name: dir };
+    return { file: bundledRootfsImage(), directory: dir, config: {}, users: readUserDb(dir), name: dir };
   }
-  return { file: bundledRootfsImage(), config: {}, name: 'busybox (bundled)' };
+  return { file: bundledRootfsImage(), config: {}, users: readUserDb(bundledGuest().rootfs), name: 'busybox (bundled)' };
 }
 
 /** The process as the command line gives it, checked before any slow work; the image fills in the rest. */
@@ -88,21 +106,23 @@ function commandLineProcess(values: ReturnType<typeof parse<typeof OPTIONS>>['va
   return {
     env: envOptions(values.env),
     cwd: workdirOption(values.workdir),
-    user: values.user === undefined ? undefined : parseUser(values.user, '--user'),
+    user: values.user,
     tty: values.tty ?? false,
     stdin: values.interactive ?? false,
   };
 }
 
 /** The container's process: the command line's, over the image's defaults. */
-function withImageDefaults(given: ReturnType<typeof commandLineProcess>, operands: string[], image: ImageConfig, imageName: string): ProcessOptions {
+function withImageDefaults(given: ReturnType<typeof commandLineProcess>, operands: string[], image: ImageConfig, users: UserDb, imageName: string): ProcessOptions {
   const args = [...image.entrypoint ?? [], ...operands.length > 0 ? operands : image.cmd ?? []];
   if (args.length === 0) {
     throw new HakoError('INVALID_ARGUMENT', `missing command: image ${imageName} has no Entrypoint or Cmd ('hako run [options] -- CMD [ARGS...]')`);
   }
-  const user = given.user ?? (image.user === undefined ? undefined : parseUser(image.user, "the image's User"));
+  const { user: givenUser, ...rest } = given;
+  const user = givenUser !== undefined ? resolveUser(givenUser, users, '--user')
+    : image.user !== undefined && image.user !== '' ? resolveUser(image.user, users, `image ${imageName}: User`) : undefined;
   return {
-    ...given,
+    ...rest,
     args,
     env: { ...envList(image.env ?? []), ...given.env },
     cwd: given.cwd ?? image.workingDir ?? '/',
@@ -128,8 +148,9 @@ export async function run(argv: string[]): Promise<number> {
     throw new HakoError('INVALID_ARGUMENT', "missing command: 'hako run [options] -- CMD [ARGS...]'");
   }
   const given = commandLineProcess(values);
+  const volumes = volumeOptions(values.volume);
   const image = await rootfs(values);
-  const proc = withImageDefaults(given, split.operands, image.config, image.name);
+  const proc = withImageDefaults(given, split.operands, image.config, image.users, image.name);
   const { tty, stdin } = given;
 
   // Making the sandbox takes seconds (a template, the first time: a minute):
@@ -148,7 +169,12 @@ export async function run(argv: string[]): Promise<number> {
       progress: (line) => console.error(`hako: ${line}`),
       signal: cancel.signal,
     });
-    const container = await sandbox.createContainer({ id: sandbox.id, ...proc }, { signal: cancel.signal });
+    const container = await sandbox.createContainer({
+      id: sandbox.id,
+      ...proc,
+      ...image.directory === undefined ? {} : { rootfs: { directory: image.directory } },
+      volumes,
+    }, { signal: cancel.signal });
     const box = sandbox;
     const vmStopped = box.exited.then((exit) => {
       throw new HakoError('VM_FAILED', `the sandbox's VM stopped: ${exit.detail}`);
@@ -161,7 +187,7 @@ export async function run(argv: string[]): Promise<number> {
         start: async () => {
           await container.start();
           // Now other hako processes can find it (and exec into it).
-          writeRecord(box.dir, newRecord(box.dir, { containerId: container.id, image: image.name, command: proc.args, env: proc.env! }));
+          writeRecord(box.dir, newRecord(box.dir, { containerId: container.id, image: image.name, command: proc.args, env: proc.env!, users: image.users }));
         },
         abandon: () => {
           abandoned = true;

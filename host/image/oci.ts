@@ -11,12 +11,13 @@ import { extractArchive, readImageArchive } from './docker-archive.js';
 import { makeExt4Image } from './ext4.js';
 import type { ImageConfig } from './image-config.js';
 import { unpackLayers, type Layer } from './layers.js';
+import { readUserDb, type UserDb } from './users.js';
 import { readOciLayout } from './oci-layout.js';
 
 export type { ImageConfig } from './image-config.js';
 
 /** Bump when unpacking changes what a tree holds for the same layers. */
-const UNPACK_FORMAT = 1;
+const UNPACK_FORMAT = 2;
 
 export interface LoadedImage {
   /** The ext4 image of the root file system (in the image cache: read-only, shared). */
@@ -25,6 +26,8 @@ export interface LoadedImage {
   config: ImageConfig;
   /** The image's digest: its manifest's, or for a docker save archive its config's (the image ID). */
   id: string;
+  /** Its /etc/passwd and /etc/group, for user names (kept beside the ext4 image in the cache). */
+  users: UserDb;
 }
 
 /**
@@ -72,13 +75,16 @@ export async function loadImage(ref: string, root = imageRoot()): Promise<Loaded
       }
     }
     const rootfsImage = imageCacheFile(`oci ${UNPACK_FORMAT}\nimage ${image.id}`, root);
-    if (!fs.existsSync(rootfsImage)) {
+    const usersFile = `${rootfsImage}.users.json`;
+    if (!fs.existsSync(rootfsImage) || !fs.existsSync(usersFile)) {
       const tree = scratch('rootfs');
       fs.mkdirSync(tree);
       await unpackLayers(await image.layers(), tree);
+      const users = JSON.stringify(readUserDb(tree));
+      storeImage(usersFile, (tmp) => fs.writeFileSync(tmp, users));
       storeImage(rootfsImage, (tmp) => makeExt4Image(tree, tmp));
     }
-    return { rootfsImage, config: image.config, id: image.id };
+    return { rootfsImage, config: image.config, id: image.id, users: JSON.parse(fs.readFileSync(usersFile, 'utf8')) as UserDb };
   } finally {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   }

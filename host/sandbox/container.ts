@@ -10,7 +10,8 @@ export type ContainerStats = StatsContainerResponse;
 export class Container extends ContainerProcess {
   private execs = 0;
 
-  constructor(agent: AgentClient, readonly id: string, pid: number, withStdin: boolean) {
+  /** `released` runs once the agent removed the container: the sandbox then drops its host-side mounts. */
+  constructor(agent: AgentClient, readonly id: string, pid: number, withStdin: boolean, private readonly released: () => void) {
     super(agent, { containerId: id, execId: '' }, pid, withStdin);
   }
 
@@ -52,5 +53,6 @@ export class Container extends ContainerProcess {
     this.stdout.destroy();
     this.stderr.destroy();
     await this.agent.removeContainer({ containerId: this.id });
+    this.released();
   }
 }

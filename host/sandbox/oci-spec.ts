@@ -21,9 +21,26 @@ export interface ProcessOptions {
   user?: { uid: number; gid: number };
 }
 
+/** A host directory mounted into the container (shared into the VM with virtio-fs). */
+export interface Volume {
+  /** The directory on the host. */
+  source: string;
+  /** Where the container sees it: an absolute path, not "/". */
+  destination: string;
+  readOnly?: boolean;
+}
+
 export interface ContainerOptions extends ProcessOptions {
   /** [A-Za-z0-9][A-Za-z0-9_.-]{0,63}, unique in the sandbox. */
   id: string;
+  /**
+   * A host directory as the container's root file system, shared into the VM
+   * with virtio-fs (default: the sandbox's root file system image). Writes
+   * reach the directory, unless `readOnly`: then they stay in the guest (a
+   * tmpfs overlay) and end with the container.
+   */
+  rootfs?: { directory: string; readOnly?: boolean };
+  volumes?: Volume[];
   hostname?: string;
   /** cgroup memory.max in bytes (default: no limit beyond the VM's RAM). */
   memoryLimitBytes?: number;
@@ -78,9 +95,21 @@ export function processSpec(opts: ProcessOptions): object {
   };
 }
 
-/** The whole config.json of container `opts`. */
-export function containerSpec(opts: ContainerOptions): object {
+/** Checks the volumes' destinations (their sources are checked when mounted). */
+export function checkVolumes(volumes: Volume[]): void {
+  volumes.forEach((v, i) => {
+    if (typeof v.destination !== 'string' || !v.destination.startsWith('/') || v.destination.includes('\0') ||
+        v.destination.split('/').every((c) => c === '' || c === '.')) {
+      throw new HakoError('INVALID_ARGUMENT', `volumes[${i}].destination must be an absolute path other than /, got ${JSON.stringify(v.destination)}`);
+    }
+  });
+}
+
+/** The whole config.json of container `opts`; `volumeSources[i]` is where the guest sees volume i. */
+export function containerSpec(opts: ContainerOptions, volumeSources: string[] = []): object {
   checkId(opts.id, 'container id');
+  const volumes = opts.volumes ?? [];
+  checkVolumes(volumes);
   const { memoryLimitBytes } = opts;
   if (memoryLimitBytes !== undefined && (!Number.isSafeInteger(memoryLimitBytes) || memoryLimitBytes < 4096)) {
     throw new HakoError('INVALID_ARGUMENT', `memoryLimitBytes must be an integer of at least 4096, got ${memoryLimitBytes}`);
@@ -98,6 +127,10 @@ export function containerSpec(opts: ContainerOptions): object {
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+      ...volumes.map((v, i) => ({
+        destination: v.destination, type: 'bind', source: volumeSources[i],
+        options: ['rbind', 'nosuid', 'nodev', v.readOnly ? 'ro' : 'rw'],
+      })),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],

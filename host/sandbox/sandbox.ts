@@ -16,7 +16,8 @@ import { isPvmHost } from '../vmm/kvm.js';
 import { Vm, type VmExit } from '../vmm/vm.js';
 import { connectVsock } from '../vsock/client.js';
 import { Container } from './container.js';
-import { containerSpec, type ContainerOptions } from './oci-spec.js';
+import { checkId, containerSpec, type ContainerOptions } from './oci-spec.js';
+import { SandboxShare, SHARE_TAG, unmountAndRemove } from './shares.js';
 
 export interface SandboxOptions {
   vcpus?: number;
@@ -67,9 +68,10 @@ export class Sandbox {
 
   private constructor(
     readonly id: string,
-    /** The sandbox's state directory (its vsock socket lives there). */
+    /** The sandbox's state directory (its vsock socket and shared directory live there). */
     readonly dir: string,
     private readonly vm: Vm,
+    private readonly share: SandboxShare,
     /** Resolves when the VM stops, for whatever reason. */
     readonly exited: Promise<VmExit>,
     private readonly agent: AgentClient,
@@ -91,6 +93,7 @@ export class Sandbox {
     let vm: Vm | undefined;
     let exited: Promise<VmExit> | undefined;
     try {
+      const share = new SandboxShare(dir);
       vm = await Vm.restore(template.dir, {
         console: (chunk) => {
           tail = (tail + chunk.toString('latin1')).slice(-CONSOLE_TAIL_BYTES);
@@ -98,6 +101,7 @@ export class Sandbox {
         },
         disks: [{ path: rootfsImage, readOnly: true }],
         vsock: { socketPath: path.join(dir, 'vsock.sock'), cid: 3 },
+        shares: [{ path: share.root, tag: SHARE_TAG }],
       });
       exited = startClone(vm);
       const early = exited.then((e) => {
@@ -105,31 +109,49 @@ export class Sandbox {
       });
       const agent = await Promise.race([connectAgent(path.join(dir, 'vsock.sock'), signal), early]);
       early.catch(() => {});
-      return new Sandbox(id, dir, vm, exited, agent);
+      return new Sandbox(id, dir, vm, share, exited, agent);
     } catch (e) {
       vm?.stop();
       await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
+      unmountAndRemove(dir);
       throw e;
     }
   }
 
-  /** Creates (but does not start) a container from the sandbox's root file system image. */
+  /**
+   * Creates (but does not start) a container: its root file system is the
+   * sandbox's image, or a host directory (opts.rootfs) shared with virtio-fs
+   * like its volumes.
+   */
   async createContainer(opts: ContainerOptions, call: { signal?: AbortSignal } = {}): Promise<Container> {
     if (this.destroyed) throw new HakoError('INVALID_ARGUMENT', `sandbox ${this.id} has been destroyed`);
+    checkId(opts.id, 'container id');
     if (this.containers.has(opts.id)) {
       throw new HakoError('INVALID_ARGUMENT', `sandbox ${this.id} already has a container ${JSON.stringify(opts.id)}`);
     }
-    const spec = containerSpec(opts);
-    const { pid } = await this.agent.createContainer({
-      containerId: opts.id,
-      ociSpec: Buffer.from(JSON.stringify(spec)),
-      rootfs: { device: ROOTFS_DEVICE, fstype: 'ext4' },
-      stdio: { tty: opts.tty ?? false, stdin: opts.stdin ?? false },
-    }, { signal: call.signal });
-    const container = new Container(this.agent, opts.id, pid, opts.stdin ?? false);
-    this.containers.set(opts.id, container);
-    return container;
+    containerSpec(opts); // every option checked before anything is mounted
+    const hostDir = path.join(this.share.root, opts.id);
+    try {
+      const volumeSources = (opts.volumes ?? []).map((v, i) => this.share.addVolume(opts.id, i, v.source, v.readOnly ?? false));
+      const rootfs = opts.rootfs
+        ? { fstype: 'virtiofs', path: this.share.addRootfs(opts.id, opts.rootfs.directory, opts.rootfs.readOnly ?? false), overlay: opts.rootfs.readOnly ?? false }
+        : { device: ROOTFS_DEVICE, fstype: 'ext4' };
+      const { pid } = await this.agent.createContainer({
+        containerId: opts.id,
+        ociSpec: Buffer.from(JSON.stringify(containerSpec(opts, volumeSources))),
+        rootfs,
+        stdio: { tty: opts.tty ?? false, stdin: opts.stdin ?? false },
+      }, { signal: call.signal });
+      const container = new Container(this.agent, opts.id, pid, opts.stdin ?? false, () => {
+        this.containers.delete(opts.id);
+        unmountAndRemove(hostDir);
+      });
+      this.containers.set(opts.id, container);
+      return container;
+    } catch (e) {
+      unmountAndRemove(hostDir);
+      throw e;
+    }
   }
 
   /** Stops the VM and removes the sandbox's state; safe to call more than once and after failures. */
@@ -143,7 +165,7 @@ export class Sandbox {
       this.agent.close();
       this.vm.stop();
       await this.exited;
-      fs.rmSync(this.dir, { recursive: true, force: true });
+      unmountAndRemove(this.dir);
     })();
     return this.destroyed;
   }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_PORT, AgentClient } from '../agent/client.js';
 import { HakoError } from '../errors.js';
+import type { UserDb } from '../image/users.js';
 import { connectVsock } from '../vsock/client.js';
 import { Container } from './container.js';
 
@@ -27,6 +28,8 @@ export interface SandboxRecord {
   command: string[];
   /** The container's environment beyond PATH, which `hako exec` gives its processes too. */
   env: Record<string, string>;
+  /** The root file system's /etc/passwd and /etc/group, so `hako exec --user NAME` resolves names as `hako run` did. */
+  users?: UserDb;
   /** ISO 8601. */
   created: string;
 }
@@ -93,7 +96,9 @@ export function readRecord(dir: string): SandboxRecord | undefined {
     && Number.isInteger(r.pid) && (r.pid as number) > 0 && typeof r.pidStartTime === 'string'
     && typeof r.containerId === 'string' && typeof r.image === 'string' && isStringArray(r.command)
     && typeof r.env === 'object' && r.env !== null && Object.values(r.env).every((v) => typeof v === 'string')
-    && typeof r.created === 'string';
+    && typeof r.created === 'string'
+    && (r.users === undefined || (typeof r.users === 'object' && r.users !== null
+      && typeof (r.users as UserDb).passwd === 'string' && typeof (r.users as UserDb).group === 'string'));
   if (!ok) throw new Error(`${file}: not a sandbox record (expected the fields of SandboxRecord, id ${path.basename(dir)})`);
   return r as SandboxRecord;
 }
@@ -143,5 +148,5 @@ export async function attachContainer(entry: SandboxEntry): Promise<{ agent: Age
   if (!entry.running) throw new Error(`sandbox ${entry.id} is not running (its process ${entry.record.pid} is gone); remove it with 'hako rm ${entry.id}'`);
   const agent = new AgentClient(await connectVsock(path.join(entry.dir, SOCKET_FILE), AGENT_PORT));
   // pid 0: the init's guest pid is not needed to signal it or exec beside it.
-  return { agent, container: new Container(agent, entry.record.containerId, 0, false) };
+  return { agent, container: new Container(agent, entry.record.containerId, 0, false, () => {}) };
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { HakoError } from '../errors.js';
 import type { CpuTemplateName } from '../cpu/template.js';
 import type { VirtioDeviceConfig } from '../vmm/virtio.js';
+import { FS_CACHE_MODES, type FsCacheMode } from '../vmm/config.js';
 import type { VcpuState, VmState } from './machine_state.js';
 
 /** 2: virtio devices (vm.devices, their state in the device blob). */
@@ -196,9 +197,11 @@ function fileSha256(file: string, bytes: number): string {
 }
 
 function isDeviceConfig(d: unknown): d is VirtioDeviceConfig {
-  const c = d as Partial<{ kind: string; path: unknown; readOnly: unknown; cid: unknown; socketPath: unknown }>;
+  const c = d as Partial<{ kind: string; path: unknown; readOnly: unknown; cid: unknown; socketPath: unknown; tag: unknown; cache: unknown }>;
   return c?.kind === 'rng' || (c?.kind === 'block' && typeof c.path === 'string' && typeof c.readOnly === 'boolean')
-    || (c?.kind === 'vsock' && Number.isInteger(c.cid) && (c.socketPath === undefined || typeof c.socketPath === 'string'));
+    || (c?.kind === 'vsock' && Number.isInteger(c.cid) && (c.socketPath === undefined || typeof c.socketPath === 'string'))
+    || (c?.kind === 'fs' && typeof c.tag === 'string' && typeof c.readOnly === 'boolean'
+      && FS_CACHE_MODES.includes(c.cache as FsCacheMode) && (c.path === undefined || typeof c.path === 'string'));
 }
 
 export function readState(dir: string): SnapshotState {

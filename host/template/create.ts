@@ -8,7 +8,7 @@ import { HakoError } from '../errors.js';
 import { readManifest } from '../snapshot/format.js';
 import { Vm } from '../vmm/vm.js';
 import { templateDir, templateKey } from './cache.js';
-import { templateInputs, templateVmConfig, type TemplateSpec } from './spec.js';
+import { templateInputs, templateShareDir, templateVmConfig, type TemplateSpec } from './spec.js';
 
 /** What init prints once it blocks for the clone line (guest/initramfs/init). */
 export const TEMPLATE_READY_MARKER = 'hako-init: template-ready';
@@ -45,7 +45,12 @@ async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOpti
   const ready = new Promise<void>((resolve) => { onReady = resolve; });
   // Nothing connects while the template boots; the socket exists because the device's host side needs one.
   const vsockSocketPath = path.join(os.tmpdir(), `hako-template-${key}-${process.pid}.vsock`);
-  const vm = await Vm.create(templateVmConfig(spec, vsockSocketPath), {
+  const shareDir = templateShareDir(path.dirname(dir));
+  if (spec.share) {
+    fs.mkdirSync(shareDir, { recursive: true });
+    fs.chmodSync(shareDir, 0o555);
+  }
+  const vm = await Vm.create(templateVmConfig(spec, vsockSocketPath, shareDir), {
     console: (chunk) => {
       output = (output + chunk.toString('latin1')).slice(-4096);
       if (output.includes(TEMPLATE_READY_MARKER)) onReady();

@@ -2,6 +2,7 @@
 // the key inputs that identify it.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { HakoError } from '../errors.js';
 import { bundledCmdline, bundledGuest } from '../guest.js';
@@ -29,6 +30,23 @@ export interface TemplateSpec {
    * (RestoreOptions.disks; another size becomes a capacity change).
    */
   rootfsDisk?: string;
+  /**
+   * A virtio-fs device tagged TEMPLATE_SHARE_TAG, backed by an empty directory while the template boots
+   * (the guest does not mount it then): the slot clones fill with a shared directory (RestoreOptions.shares).
+   */
+  share?: boolean;
+}
+
+/** The tag of a template's shared-directory slot; the bundled guest mounts it by this name. */
+export const TEMPLATE_SHARE_TAG = 'hako-shared';
+
+/**
+ * The directory behind a template's share slot while it boots: empty and read-only (mode 0555), in the
+ * template cache `root`. The slot itself is writable so that each clone chooses (RestoreOptions.shares);
+ * the device model keeps the mode it booted with.
+ */
+export function templateShareDir(root: string): string {
+  return path.join(root, 'empty-share');
 }
 
 /**
@@ -37,13 +55,17 @@ export interface TemplateSpec {
  */
 export const TEMPLATE_VSOCK_CID = 3;
 
-/** The VM that boots `spec`; its vsock device (if any) listens on `vsockSocketPath` while the template is made. */
-export function templateVmConfig(spec: TemplateSpec, vsockSocketPath: string): VmConfig {
+/**
+ * The VM that boots `spec`; its vsock device (if any) listens on `vsockSocketPath` and its share slot
+ * (if any) is backed by `shareDir` while the template is made.
+ */
+export function templateVmConfig(spec: TemplateSpec, vsockSocketPath: string, shareDir: string): VmConfig {
   const { kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate } = spec;
   return {
     kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate,
     ...(spec.rootfsDisk ? { disks: [{ path: spec.rootfsDisk, readOnly: true }] } : {}),
     ...(spec.vsock ? { vsock: { socketPath: vsockSocketPath, cid: TEMPLATE_VSOCK_CID } } : {}),
+    ...(spec.share ? { shares: [{ path: shareDir, tag: TEMPLATE_SHARE_TAG, readOnly: false, cache: 'auto' }] } : {}),
   };
 }
 
@@ -59,6 +81,7 @@ export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number },
     cpuTemplate: defaultTemplate(pvmHost),
     vsock: true,
     rootfsDisk: bundledRootfsImage(guest),
+    share: true,
   };
 }
 
@@ -79,6 +102,7 @@ export function templateInputs(spec: TemplateSpec): TemplateInputs {
     memoryMiB: spec.memoryMiB,
     cpuTemplate: spec.cpuTemplate,
     // The guest saw these devices at boot; its snapshot only restores onto the same ones.
-    devices: virtioDevices(templateVmConfig(spec, '')).map((d) => d.kind),
+    devices: virtioDevices(templateVmConfig(spec, '', '')).map((d) => (d.kind === 'fs'
+      ? `fs ${d.tag} ${d.readOnly ? 'ro' : 'rw'} ${d.cache}` : d.kind)),
   };
 }

@@ -22,7 +22,33 @@ export interface VmConfig {
   rng?: boolean;
   /** A virtio-vsock device, hybrid vsock over Unix sockets (host/vsock/backend.ts); default none. */
   vsock?: VsockConfig;
+  /** Host directories shared with the guest, one virtio-fs device each (host/virtiofs/); default none. */
+  shares?: ShareConfig[];
 }
+
+/** How long the guest may cache what it learnt of a share (virtio-fs): see FS_CACHE_MODES. */
+export type FsCacheMode = 'none' | 'auto' | 'always';
+/**
+ * none: every lookup, attribute and read goes to the host (the guest sees host changes at once);
+ * auto: names and attributes are trusted for 1 s, cached file data is dropped when a file is opened;
+ * always: names and attributes are trusted for a day and file data kept: for directories only this
+ * guest changes.
+ */
+export const FS_CACHE_MODES: readonly FsCacheMode[] = ['none', 'auto', 'always'];
+
+export interface ShareConfig {
+  /** The host directory. */
+  path: string;
+  /** What the guest mounts: `mount -t virtiofs <tag> <dir>`; 1 to 36 bytes of UTF-8, unique per VM. */
+  tag: string;
+  /** The guest's writes fail with EROFS (default false). */
+  readOnly?: boolean;
+  /** Default 'auto'. */
+  cache?: FsCacheMode;
+}
+
+/** virtio-fs config space: u8 tag[36]. */
+export const MAX_FS_TAG_BYTES = 36;
 
 export interface VsockConfig {
   /**
@@ -45,6 +71,9 @@ export function virtioDevices(cfg: VmConfig): VirtioDeviceConfig[] {
   const devices: VirtioDeviceConfig[] = (cfg.disks ?? []).map((d) => ({ kind: 'block', path: d.path, readOnly: d.readOnly }));
   if (cfg.rng ?? true) devices.push({ kind: 'rng' });
   if (cfg.vsock) devices.push({ kind: 'vsock', cid: cfg.vsock.cid, socketPath: cfg.vsock.socketPath });
+  for (const share of cfg.shares ?? []) {
+    devices.push({ kind: 'fs', path: share.path, tag: share.tag, readOnly: share.readOnly ?? false, cache: share.cache ?? 'auto' });
+  }
   return devices;
 }
 
@@ -61,8 +90,29 @@ export function validateVmConfig(cfg: VmConfig): void {
   }
   if (cfg.cmdline.includes('\0')) bad('kernel command line must not contain NUL bytes');
   if (cfg.vsock) validateVsockConfig(cfg.vsock);
+  validateShares(cfg.shares ?? []);
   const count = virtioDevices(cfg).length;
-  if (count > MAX_VIRTIO_DEVICES) bad(`at most ${MAX_VIRTIO_DEVICES} virtio devices (disks, rng and vsock), got ${count}`);
+  if (count > MAX_VIRTIO_DEVICES) bad(`at most ${MAX_VIRTIO_DEVICES} virtio devices (disks, rng, vsock and shares), got ${count}`);
+}
+
+/** Checks shared directories (VmConfig.shares, RestoreOptions.shares): paths, tags (unique) and cache modes. */
+export function validateShares(shares: readonly ShareConfig[]): void {
+  const tags = new Set<string>();
+  for (const { path, tag, readOnly, cache } of shares) {
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+      bad(`shared directory path must be a non-empty path without NUL bytes, got ${JSON.stringify(path)}`);
+    }
+    const bytes = typeof tag === 'string' ? Buffer.byteLength(tag) : 0;
+    if (bytes === 0 || bytes > MAX_FS_TAG_BYTES || tag.includes('\0')) {
+      bad(`share tag must be 1 to ${MAX_FS_TAG_BYTES} bytes of UTF-8 without NUL bytes, got ${JSON.stringify(tag)} for ${path}`);
+    }
+    if (tags.has(tag)) bad(`share tag ${JSON.stringify(tag)} is used twice; each shared directory needs its own`);
+    tags.add(tag);
+    if (readOnly !== undefined && typeof readOnly !== 'boolean') bad(`share ${tag}: readOnly must be a boolean, got ${JSON.stringify(readOnly)}`);
+    if (cache !== undefined && !FS_CACHE_MODES.includes(cache)) {
+      bad(`share ${tag}: cache must be one of ${FS_CACHE_MODES.join(', ')}, got ${JSON.stringify(cache)}`);
+    }
+  }
 }
 
 /** Checks a vsock device's CID and socket path (VmConfig.vsock, RestoreOptions.vsock). */

@@ -2,28 +2,37 @@
 // and an interrupt line (announced to the guest with virtio_mmio.device=),
 // an ioeventfd per queue whose kicks reach the Wasm device without a vCPU
 // exit, an irqfd for its interrupts, for block devices the open image
-// files behind the native I/O engine, and for vsock its Unix sockets.
+// files behind the native I/O engine, for vsock its Unix sockets, and for
+// virtio-fs the shared directories.
 import { HakoError } from '../errors.js';
 import { VIRTIO_GSIS, VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE } from '../boot/layout.js';
 import { openDisk, type DiskConfig, type OpenDisk } from '../block/disk.js';
 import { isKvmError, type FdWatch, type IoEngine, type NativeAddon, type NativeVm } from '../native.js';
-import type { Devices, VsockCallbacks } from '../wasm/devices.js';
+import type { Devices, FsCallbacks, VsockCallbacks } from '../wasm/devices.js';
 import { VsockBackend } from '../vsock/backend.js';
+import { FsShares } from '../virtiofs/backend.js';
+import type { FsCacheMode } from './config.js';
 
 /**
  * One virtio device of a VM, in the order the guest sees them (disks: /dev/vda, vdb, ...). A vsock
  * device without a socket path has no host side: host clients cannot reach it and the guest's connects
- * to the host are refused (a restored snapshot given no RestoreOptions.vsock).
+ * to the host are refused (a restored snapshot given no RestoreOptions.vsock). A virtio-fs device without
+ * a path has no directory behind it: the guest's requests fail with ENODEV (a restored snapshot given no
+ * RestoreOptions.shares).
  */
 export type VirtioDeviceConfig =
   | { kind: 'rng' }
   | ({ kind: 'block' } & DiskConfig)
-  | { kind: 'vsock'; cid: number; socketPath?: string };
+  | { kind: 'vsock'; cid: number; socketPath?: string }
+  | { kind: 'fs'; tag: string; readOnly: boolean; cache: FsCacheMode; path?: string };
 
 /** virtio-mmio QueueNotify: the register a driver writes a queue index to. */
 const QUEUE_NOTIFY_OFFSET = 0x50;
-/** Queues per device kind (virtio-rng: requestq; virtio-blk: one request queue; virtio-vsock: rx, tx, event). */
-const QUEUE_COUNT: Record<VirtioDeviceConfig['kind'], number> = { rng: 1, block: 1, vsock: 3 };
+/**
+ * Queues per device kind (virtio-rng: requestq; virtio-blk: one request queue; virtio-vsock: rx, tx, event;
+ * virtio-fs: hiprio and one request queue).
+ */
+const QUEUE_COUNT: Record<VirtioDeviceConfig['kind'], number> = { rng: 1, block: 1, vsock: 3, fs: 2 };
 
 export interface VirtioSlot {
   base: number;
@@ -55,24 +64,32 @@ export class VirtioDevices {
   private engine: IoEngine | undefined;
   private vsockDevice: number | undefined;
   private vsockBackend: VsockBackend | undefined;
+  private fsShares: FsShares | undefined;
   /** Queues to kick once the vCPUs run, so requests pending in a restored snapshot are served. */
   private readonly queues: [device: number, queue: number][] = [];
 
   private constructor(private readonly kvmVm: NativeVm, private readonly devices: Devices) {}
 
   /**
-   * Adds `configs` to the device models and KVM. Opens every disk first, so a
-   * bad image is reported before anything else is set up.
+   * Adds `configs` to the device models and KVM. Opens every disk and shared
+   * directory first, so a bad image or path is reported before anything else is set up.
    */
   static attach(addon: NativeAddon, kvmVm: NativeVm, devices: Devices, configs: readonly VirtioDeviceConfig[],
     guestBytes: number, onDeviceFailure: (error: Error) => void): VirtioDevices {
     const self = new VirtioDevices(kvmVm, devices);
     try {
       for (const config of configs) if (config.kind === 'block') self.disks.push(openDisk(config));
+      // The device model knows a share by its place among the VM's virtio-fs devices: stable across a snapshot.
+      const shares = configs.filter((c): c is Extract<VirtioDeviceConfig, { kind: 'fs' }> => c.kind === 'fs');
+      if (shares.length > 0) {
+        self.fsShares = new FsShares(addon, () => devices.memory.buffer);
+        shares.forEach((c, id) => { if (c.path !== undefined) self.fsShares!.open(id, c.path, c.readOnly); });
+      }
       if (self.disks.length > 0) {
         self.engine = new addon.IoEngine(devices.memory, guestBytes, (ids, results) => self.complete(ids, results));
       }
       let disk = 0;
+      let share = 0;
       configs.forEach((config, index) => {
         const { base, gsi } = virtioSlot(index);
         const irqfd = kvmVm.createEventfd();
@@ -83,6 +100,8 @@ export class VirtioDevices {
           device = devices.addVirtioRng(BigInt(base), gsi);
         } else if (config.kind === 'vsock') {
           device = self.attachVsock(addon, config, base, gsi, onDeviceFailure);
+        } else if (config.kind === 'fs') {
+          device = devices.addVirtioFs(BigInt(base), gsi, config.tag, share++, config.readOnly, config.cache);
         } else {
           const open = self.disks[disk++]!;
           const file = self.engine!.attach(open.fd);
@@ -105,6 +124,11 @@ export class VirtioDevices {
   /** What the vsock device model calls for its host sockets; undefined without a vsock device with a socket path. */
   get vsock(): VsockCallbacks | undefined {
     return this.vsockBackend?.callbacks;
+  }
+
+  /** What the virtio-fs device models call for their shared directories; undefined without virtio-fs devices. */
+  get fs(): FsCallbacks | undefined {
+    return this.fsShares?.callbacks;
   }
 
   /**
@@ -137,10 +161,11 @@ export class VirtioDevices {
     this.engine?.drain();
   }
 
-  /** Drains, then releases watches, the engine, image files and vsock sockets (idempotent). */
+  /** Drains, then releases watches, the engine, image files, vsock sockets and shared directories (idempotent). */
   close(): void {
     for (const watch of this.watches.splice(0)) watch.close();
     this.vsockBackend?.close();
+    this.fsShares?.close();
     this.engine?.close();
     this.engine = undefined;
     for (const disk of this.disks.splice(0)) disk.close();

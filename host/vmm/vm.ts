@@ -9,7 +9,10 @@ import { vcpuCpuid } from '../cpu/cpuid.js';
 import { detectKernel, loadLinux } from '../boot/loader.js';
 import { HIGH_RAM_BASE, lowRamBytes } from '../boot/layout.js';
 import { loadDevices, type Devices } from '../wasm/devices.js';
-import { validateVcpuLimit, validateVmConfig, validateVsockConfig, virtioDevices, type VmConfig, type VsockConfig } from './config.js';
+import {
+  validateShares, validateVcpuLimit, validateVmConfig, validateVsockConfig, virtioDevices, type ShareConfig, type VmConfig,
+  type VsockConfig,
+} from './config.js';
 import { virtioCmdline, VirtioDevices, type VirtioDeviceConfig } from './virtio.js';
 import type { DiskConfig } from '../block/disk.js';
 import { isPvmHost, openKvm, type KvmHost } from './kvm.js';
@@ -50,6 +53,13 @@ export interface RestoreOptions extends VmOptions {
    * reset. Without it the device stays, but nothing on the host reaches it.
    */
   vsock?: VsockConfig;
+  /**
+   * The directories behind the snapshot's virtio-fs devices, in the same order and with the same tags
+   * (a template's slot: tag "hako-shared"). Each entry says whether its share is read-only; a slot the
+   * snapshot's VM had read-only stays so (its device model refuses writes), and the cache mode stays the
+   * snapshot's. Without it the devices stay, but every request fails with ENODEV.
+   */
+  shares?: ShareConfig[];
 }
 
 const MIB = 1024 * 1024;
@@ -154,7 +164,7 @@ export class Vm {
   static async restore(dir: string, options: RestoreOptions = {}): Promise<Vm> {
     const manifest = readManifest(dir);
     const withDisks = options.disks ? replaceDisks(dir, manifest.vm.devices, options.disks) : manifest.vm.devices;
-    const devices = replaceVsock(dir, withDisks, options.vsock);
+    const devices = replaceShares(dir, replaceVsock(dir, withDisks, options.vsock), options.shares);
     const state = readState(dir);
     const kvm = openKvm();
     const pvm = isPvmHost();
@@ -211,6 +221,7 @@ export class Vm {
       fillRandom: (gpa, length) => kvm.addon.getRandom(devices.memory.buffer, gpa, length),
       ioSubmit: (records, count) => virtio?.submit(records, count),
       get vsock() { return virtio?.vsock; },
+      get fs() { return virtio?.fs; },
     });
 
     const { vcpus: vcpuCount, memoryMiB, cpuTemplate } = identity.vm;
@@ -386,6 +397,34 @@ function replaceVsock(dir: string, devices: VirtioDeviceConfig[], vsock: VsockCo
   }
   return devices.map((d) => (d.kind !== 'vsock' ? d
     : vsock ? { kind: 'vsock', cid: vsock.cid, socketPath: vsock.socketPath } : { kind: 'vsock', cid: d.cid }));
+}
+
+/**
+ * The snapshot's devices with the directories of `shares` behind its virtio-fs devices (none without it:
+ * the snapshot's paths belong to the VM that was snapshotted). Host fds do not survive a snapshot: the
+ * device model answers ESTALE for every file the guest had open, and the shares are opened anew.
+ */
+function replaceShares(dir: string, devices: VirtioDeviceConfig[], shares: ShareConfig[] | undefined): VirtioDeviceConfig[] {
+  const slots = devices.filter((d) => d.kind === 'fs');
+  if (shares) {
+    validateShares(shares);
+    if (shares.length !== slots.length) {
+      throw new HakoError('INVALID_ARGUMENT', `snapshot ${dir} has ${slots.length} shared-directory slot(s); the restore gave ${shares.length}`);
+    }
+  }
+  let next = 0;
+  return devices.map((d) => {
+    if (d.kind !== 'fs') return d;
+    const share = shares?.[next++];
+    if (!share) return { kind: 'fs', tag: d.tag, readOnly: d.readOnly, cache: d.cache };
+    if (share.tag !== d.tag) {
+      throw new HakoError('INVALID_ARGUMENT', `shared-directory slot ${next} of snapshot ${dir} has tag ${JSON.stringify(d.tag)}; ${share.path} was given tag ${JSON.stringify(share.tag)}`);
+    }
+    if (d.readOnly && !share.readOnly) {
+      throw new HakoError('INVALID_ARGUMENT', `shared-directory slot ${next} (${d.tag}) of snapshot ${dir} is read-only; ${share.path} must be shared read-only`);
+    }
+    return { kind: 'fs', path: share.path, tag: d.tag, readOnly: share.readOnly ?? false, cache: d.cache };
+  });
 }
 
 function exitFromStop(vcpu: number, reason: StopReason, detail: string): VmExit {

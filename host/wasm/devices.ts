@@ -38,7 +38,50 @@ export interface VsockCallbacks {
   close(handle: number): void;
 }
 
-/** What a vsock import answers when the VM has no vsock backend: -ENODEV. */
+/**
+ * The host side of virtio-fs (host/virtiofs/backend.ts): the fs* imports of
+ * assembly/env.ts, one method each, with the same arguments (u64 values as
+ * BigInts, bool as boolean). `share` is the id the device was added with;
+ * nodes and files are the host's handles. Results are >= 0 or -errno.
+ * Contract: /work/notes/virtiofs-api.md.
+ */
+export interface FsCallbacks {
+  lookup(share: number, parent: number, name: number, nameLen: number, stat: number): number;
+  forget(share: number, node: number): void;
+  getattr(share: number, node: number, stat: number): number;
+  /** `file` is -1 when the guest gave no file handle. */
+  setattr(share: number, node: number, file: number, attr: number, stat: number): number;
+  readlink(share: number, node: number, buf: number, cap: number): number;
+  open(share: number, node: number, flags: number): number;
+  release(share: number, file: number): void;
+  create(share: number, parent: number, name: number, nameLen: number, mode: number, exclusive: boolean,
+    uid: number, gid: number, stat: number): number;
+  mknod(share: number, parent: number, name: number, nameLen: number, mode: number, rdev: number,
+    uid: number, gid: number, stat: number): number;
+  mkdir(share: number, parent: number, name: number, nameLen: number, mode: number, uid: number, gid: number,
+    stat: number): number;
+  symlink(share: number, parent: number, name: number, nameLen: number, target: number, targetLen: number,
+    uid: number, gid: number, stat: number): number;
+  link(share: number, node: number, newParent: number, name: number, nameLen: number, stat: number): number;
+  unlink(share: number, parent: number, name: number, nameLen: number, directory: boolean): number;
+  rename(share: number, oldParent: number, oldName: number, oldLen: number, newParent: number, newName: number,
+    newLen: number, flags: number): number;
+  read(share: number, file: number, offset: bigint, iov: number, count: number): number;
+  write(share: number, file: number, offset: bigint, iov: number, count: number): number;
+  fsync(share: number, file: number, datasync: boolean): number;
+  fallocate(share: number, file: number, mode: number, offset: bigint, length: bigint): number;
+  /** The new offset or -errno. */
+  lseek(share: number, file: number, offset: bigint, whence: number): bigint;
+  statfs(share: number, node: number, out: number): number;
+  readdir(share: number, file: number, offset: bigint, buf: number, cap: number): number;
+  getxattr(share: number, node: number, name: number, nameLen: number, buf: number, cap: number): number;
+  listxattr(share: number, node: number, buf: number, cap: number): number;
+  setxattr(share: number, node: number, name: number, nameLen: number, value: number, valueLen: number,
+    flags: number): number;
+  removexattr(share: number, node: number, name: number, nameLen: number): number;
+}
+
+/** What a vsock or fs import answers when the VM has no backend for it: -ENODEV. */
 const ENODEV = -19;
 
 /**
@@ -68,7 +111,14 @@ export interface DeviceCallbacks {
   ioSubmit(records: number, count: number): void;
   /** The vsock device's host sockets; without it every vsock import fails with -ENODEV. */
   vsock?: VsockCallbacks;
+  /** The virtio-fs devices' shared directories; without it every fs import fails with -ENODEV. */
+  fs?: FsCallbacks;
 }
+
+/** virtio-fs cache modes in the numbering of addVirtioFs (assembly/virtio/devices.ts). */
+const FS_CACHE_MODE_NUMBERS = { none: 0, auto: 1, always: 2 } as const;
+/** The tag buffer's size: virtio-fs config space u8 tag[36]. */
+const FS_TAG_BYTES = 36;
 
 /** The device models: hand them every port-I/O and MMIO exit. */
 export interface Devices {
@@ -151,6 +201,12 @@ export interface Devices {
    * TRANSPORT_RESET event so the guest drops its sockets and reads the new CID.
    */
   vsockTransportReset(device: number, guestCid: bigint): void;
+  /**
+   * Adds a virtio-fs device the guest mounts by `tag` (1 to 36 bytes of UTF-8), serving host share `share`
+   * (FsCallbacks' share argument); returns its index.
+   */
+  addVirtioFs(base: bigint, gsi: number, tag: string, share: number, readOnly: boolean,
+    cache: keyof typeof FS_CACHE_MODE_NUMBERS): number;
 }
 
 /** The module's exports with `--bindings raw`: u32 comes back as a signed i32, u64 as a signed BigInt. */
@@ -178,6 +234,8 @@ interface RawExports {
   vsockHostConnect(device: number, handle: number, guestPort: number): number;
   vsockReady(device: number, handle: number, readable: number, writable: number): void;
   vsockTransportReset(device: number, guestCid: bigint): void;
+  virtioFsTagBuffer(): number;
+  addVirtioFs(base: bigint, gsi: number, share: number, readOnly: number, cacheMode: number): number;
 }
 
 /** assembly/snapshot.ts MAX_STATE_LENGTH. */
@@ -265,6 +323,57 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     vsockConnected: (handle: number) => callbacks.vsock?.connected(handle >>> 0),
     vsockShutdown: (handle: number, flags: number) => callbacks.vsock?.shutdown(handle >>> 0, flags >>> 0),
     vsockClose: (handle: number) => callbacks.vsock?.close(handle >>> 0),
+    // Wasm u32 and usize arrive as signed numbers, bool as 0/1, u64 as BigInt.
+    fsLookup: (share: number, parent: number, name: number, nameLen: number, stat: number) =>
+      callbacks.fs?.lookup(share >>> 0, parent >>> 0, name >>> 0, nameLen >>> 0, stat >>> 0) ?? ENODEV,
+    fsForget: (share: number, node: number) => callbacks.fs?.forget(share >>> 0, node >>> 0),
+    fsGetattr: (share: number, node: number, stat: number) => callbacks.fs?.getattr(share >>> 0, node >>> 0, stat >>> 0) ?? ENODEV,
+    fsSetattr: (share: number, node: number, file: number, attr: number, stat: number) =>
+      callbacks.fs?.setattr(share >>> 0, node >>> 0, file < 0 ? -1 : file, attr >>> 0, stat >>> 0) ?? ENODEV,
+    fsReadlink: (share: number, node: number, buf: number, cap: number) =>
+      callbacks.fs?.readlink(share >>> 0, node >>> 0, buf >>> 0, cap >>> 0) ?? ENODEV,
+    fsOpen: (share: number, node: number, flags: number) => callbacks.fs?.open(share >>> 0, node >>> 0, flags >>> 0) ?? ENODEV,
+    fsRelease: (share: number, file: number) => callbacks.fs?.release(share >>> 0, file >>> 0),
+    fsCreate: (share: number, parent: number, name: number, nameLen: number, mode: number, exclusive: number,
+      uid: number, gid: number, stat: number) => callbacks.fs?.create(share >>> 0, parent >>> 0, name >>> 0,
+      nameLen >>> 0, mode >>> 0, exclusive !== 0, uid >>> 0, gid >>> 0, stat >>> 0) ?? ENODEV,
+    fsMknod: (share: number, parent: number, name: number, nameLen: number, mode: number, rdev: number,
+      uid: number, gid: number, stat: number) => callbacks.fs?.mknod(share >>> 0, parent >>> 0, name >>> 0,
+      nameLen >>> 0, mode >>> 0, rdev >>> 0, uid >>> 0, gid >>> 0, stat >>> 0) ?? ENODEV,
+    fsMkdir: (share: number, parent: number, name: number, nameLen: number, mode: number, uid: number, gid: number,
+      stat: number) => callbacks.fs?.mkdir(share >>> 0, parent >>> 0, name >>> 0, nameLen >>> 0, mode >>> 0,
+      uid >>> 0, gid >>> 0, stat >>> 0) ?? ENODEV,
+    fsSymlink: (share: number, parent: number, name: number, nameLen: number, target: number, targetLen: number,
+      uid: number, gid: number, stat: number) => callbacks.fs?.symlink(share >>> 0, parent >>> 0, name >>> 0,
+      nameLen >>> 0, target >>> 0, targetLen >>> 0, uid >>> 0, gid >>> 0, stat >>> 0) ?? ENODEV,
+    fsLink: (share: number, node: number, newParent: number, name: number, nameLen: number, stat: number) =>
+      callbacks.fs?.link(share >>> 0, node >>> 0, newParent >>> 0, name >>> 0, nameLen >>> 0, stat >>> 0) ?? ENODEV,
+    fsUnlink: (share: number, parent: number, name: number, nameLen: number, directory: number) =>
+      callbacks.fs?.unlink(share >>> 0, parent >>> 0, name >>> 0, nameLen >>> 0, directory !== 0) ?? ENODEV,
+    fsRename: (share: number, oldParent: number, oldName: number, oldLen: number, newParent: number, newName: number,
+      newLen: number, flags: number) => callbacks.fs?.rename(share >>> 0, oldParent >>> 0, oldName >>> 0,
+      oldLen >>> 0, newParent >>> 0, newName >>> 0, newLen >>> 0, flags >>> 0) ?? ENODEV,
+    fsRead: (share: number, file: number, offset: bigint, iov: number, count: number) =>
+      callbacks.fs?.read(share >>> 0, file >>> 0, offset, iov >>> 0, count >>> 0) ?? ENODEV,
+    fsWrite: (share: number, file: number, offset: bigint, iov: number, count: number) =>
+      callbacks.fs?.write(share >>> 0, file >>> 0, offset, iov >>> 0, count >>> 0) ?? ENODEV,
+    fsFsync: (share: number, file: number, datasync: number) => callbacks.fs?.fsync(share >>> 0, file >>> 0, datasync !== 0) ?? ENODEV,
+    fsFallocate: (share: number, file: number, mode: number, offset: bigint, length: bigint) =>
+      callbacks.fs?.fallocate(share >>> 0, file >>> 0, mode >>> 0, offset, length) ?? ENODEV,
+    fsLseek: (share: number, file: number, offset: bigint, whence: number) =>
+      callbacks.fs?.lseek(share >>> 0, file >>> 0, offset, whence >>> 0) ?? BigInt(ENODEV),
+    fsStatfs: (share: number, node: number, out: number) => callbacks.fs?.statfs(share >>> 0, node >>> 0, out >>> 0) ?? ENODEV,
+    fsReaddir: (share: number, file: number, offset: bigint, buf: number, cap: number) =>
+      callbacks.fs?.readdir(share >>> 0, file >>> 0, offset, buf >>> 0, cap >>> 0) ?? ENODEV,
+    fsGetxattr: (share: number, node: number, name: number, nameLen: number, buf: number, cap: number) =>
+      callbacks.fs?.getxattr(share >>> 0, node >>> 0, name >>> 0, nameLen >>> 0, buf >>> 0, cap >>> 0) ?? ENODEV,
+    fsListxattr: (share: number, node: number, buf: number, cap: number) =>
+      callbacks.fs?.listxattr(share >>> 0, node >>> 0, buf >>> 0, cap >>> 0) ?? ENODEV,
+    fsSetxattr: (share: number, node: number, name: number, nameLen: number, value: number, valueLen: number,
+      flags: number) => callbacks.fs?.setxattr(share >>> 0, node >>> 0, name >>> 0, nameLen >>> 0, value >>> 0,
+      valueLen >>> 0, flags >>> 0) ?? ENODEV,
+    fsRemovexattr: (share: number, node: number, name: number, nameLen: number) =>
+      callbacks.fs?.removexattr(share >>> 0, node >>> 0, name >>> 0, nameLen >>> 0) ?? ENODEV,
     // Only reachable through a bug in assembly/: guest input must never abort.
     abort: (message: number, file: number, line: number, column: number) => {
       throw new Error(
@@ -340,5 +449,17 @@ export async function loadDevices(callbacks: DeviceCallbacks, wasmPath: string =
     vsockHostConnect: (device, handle, guestPort) => raw.vsockHostConnect(device, handle, guestPort),
     vsockReady: (device, handle, readable, writable) => raw.vsockReady(device, handle, readable ? 1 : 0, writable ? 1 : 0),
     vsockTransportReset: (device, guestCid) => raw.vsockTransportReset(device, guestCid),
+    addVirtioFs: (base, gsi, tag, share, readOnly, cache) => {
+      if (typeof raw.addVirtioFs !== 'function') {
+        throw new Error(`${wasmPath} has no virtio-fs device (addVirtioFs); rebuild it with \`npx asc --config asconfig.json --target release\``);
+      }
+      const bytes = Buffer.from(tag, 'utf8');
+      if (bytes.length === 0 || bytes.length > FS_TAG_BYTES) {
+        throw new Error(`virtio-fs tag must be 1 to ${FS_TAG_BYTES} bytes of UTF-8, got ${bytes.length}: ${JSON.stringify(tag)}`);
+      }
+      // The module zeroes the buffer after each use: the tag is NUL-padded.
+      new Uint8Array(memory.buffer, raw.virtioFsTagBuffer() >>> 0, FS_TAG_BYTES).set(bytes);
+      return raw.addVirtioFs(base, gsi, share, readOnly ? 1 : 0, FS_CACHE_MODE_NUMBERS[cache]) >>> 0;
+    },
   };
 }

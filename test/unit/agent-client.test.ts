@@ -51,7 +51,7 @@ test('requests and responses keep every field: nested messages, bytes, 64-bit co
   assert.equal(await agent.version(), { agentVersion: '0.1.0', kernelRelease: '6.1.0', protocol: 1 });
   const spec = Buffer.from('{"ociVersion":"1.0.2"}');
   assert.equal(await agent.createContainer({ containerId: 'c1', ociSpec: spec, rootfs: { device: '/dev/vdb', fstype: 'ext4' }, stdio: { tty: true } }), { pid: 42 });
-  assert.equal(seen[0], { containerId: 'c1', ociSpec: spec, rootfs: { device: '/dev/vdb', fstype: 'ext4' }, stdio: { tty: true, stdin: false } });
+  assert.equal(seen[0], { containerId: 'c1', ociSpec: spec, rootfs: { device: '/dev/vdb', fstype: 'ext4', path: '', overlay: false }, stdio: { tty: true, stdin: false } });
   assert.equal(await agent.statsContainer({ containerId: 'c1' }),
     { cpuUsageUsec: 2 ** 40, cpuUserUsec: 0, cpuSystemUsec: 0, memoryCurrent: 0, memoryMax: 0, pidsCurrent: 0, oomKills: 3 });
   assert.equal(await agent.waitProcess({ containerId: 'c1' }), { exitCode: 137, signal: 9, oomKilled: false });

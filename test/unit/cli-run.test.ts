@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../host/native.js';
-import { envList, envOptions, parseUser, splitOperands, stateDir } from '../../host/cli/run-args.js';
+import { envList, envOptions, splitOperands, stateDir, volumeOptions } from '../../host/cli/run-args.js';
+import { resolveUser } from '../../host/image/users.js';
 import { findSandbox, listSandboxes, newRecord, processStartTime, readRecord, writeRecord, type SandboxRecord } from '../../host/sandbox/state.js';
 import { loadConfig } from '../../host/config/load.js';
 
@@ -59,17 +60,41 @@ test('options end at the first operand or at --, and option values are not opera
   assert.equal(splitOperands(['-'], OPTIONS), { options: [], operands: ['-'] });
 });
 
-test('-e takes NAME=VALUE or NAME (our value); image Env lists become maps; users are numeric', () => {
+test('-e takes NAME=VALUE or NAME (our value); image Env lists become maps', () => {
   assert.equal(envOptions(['A=1', 'B==x', 'C=', 'HOME_X', 'MISSING'], { HOME_X: '/h' }), { A: '1', B: '=x', C: '', HOME_X: '/h' });
   assert.throws(() => envOptions(['=1']), /-e expects NAME=VALUE or NAME, got "=1"/);
   assert.throws(() => envOptions(['']), /got ""/);
   assert.equal(envList(['PATH=/bin', 'A=1=2', 'junk', 'A=3']), { PATH: '/bin', A: '3' });
-  assert.equal(parseUser('1000', 'u'), { uid: 1000, gid: 0 });
-  assert.equal(parseUser('1000:100', 'u'), { uid: 1000, gid: 100 });
-  assert.equal(parseUser('root', 'u'), { uid: 0, gid: 0 });
-  assert.throws(() => parseUser('nginx', "the image's User"), /the image's User must be UID\[:GID\].*got "nginx"/);
-  assert.throws(() => parseUser('4294967295', 'u'), /got "4294967295"/);
-  assert.throws(() => parseUser('1:', 'u'), /got "1:"/);
+});
+
+test('-v HOST:DIR[:ro|:rw]: HOST made absolute, DIR absolute, anything else refused', () => {
+  assert.equal(volumeOptions(['/srv:/data', 'rel:/etc/app:ro', '/a:/b:rw']), [
+    { source: '/srv', destination: '/data', readOnly: false },
+    { source: `${process.cwd()}/rel`, destination: '/etc/app', readOnly: true },
+    { source: '/a', destination: '/b', readOnly: false },
+  ]);
+  for (const bad of ['/srv', '/srv:data', '/srv:/data:rx', ':/data', '/a:/b:ro:x']) {
+    assert.throws(() => volumeOptions([bad]), /-v expects HOST:DIR\[:ro\|:rw\] with DIR absolute/, bad);
+  }
+});
+
+test('users: names and numbers resolved through the root file system\'s passwd and group, as Docker does', () => {
+  const db = {
+    passwd: 'root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102::/:/sbin/nologin\nbroken\n',
+    group: 'root:x:0:\nnginx:x:102:\nstaff:x:50:nginx\n',
+  };
+  assert.equal(resolveUser('nginx', db, 'u'), { uid: 101, gid: 102 }, "a name takes its passwd entry's group");
+  assert.equal(resolveUser('nginx:staff', db, 'u'), { uid: 101, gid: 50 });
+  assert.equal(resolveUser('101', db, 'u'), { uid: 101, gid: 102 }, 'a known uid also takes its group');
+  assert.equal(resolveUser('1000', db, 'u'), { uid: 1000, gid: 0 }, 'an unknown uid gets group 0');
+  assert.equal(resolveUser('1000:100', db, 'u'), { uid: 1000, gid: 100 });
+  assert.equal(resolveUser('root', db, 'u'), { uid: 0, gid: 0 });
+  assert.throws(() => resolveUser('www', db, "image x: User"), /image x: User: no user 'www' in the root file system's \/etc\/passwd/);
+  assert.throws(() => resolveUser('nginx:wheel', db, 'u'), /no group 'wheel'/);
+  assert.throws(() => resolveUser('broken', db, 'u'), /no user 'broken'/);
+  assert.throws(() => resolveUser('4294967295', db, 'u'), /user id 4294967295 is above 4294967294/);
+  assert.throws(() => resolveUser('1:', db, 'u'), /must be USER\[:GROUP\].*got "1:"/);
+  assert.throws(() => resolveUser('', db, 'u'), /got ""/);
 });
 
 test('the state directory: $HAKO_STATE_DIR over paths.state_dir', () => {
@@ -100,7 +125,9 @@ test('bad input to run and exec: exit 2 naming the argument, before any VM work'
   rejects(['run', '--rootfs', path.join(tmp, 'nope'), 'true'], /--rootfs expects a directory, got ".*nope"/);
   rejects(['run', '--rootfs', tmp, '--image', tmp, 'true'], /--image and --rootfs both/);
   rejects(['run', '-e', '=1', 'true'], /-e expects NAME=VALUE/);
-  rejects(['run', '-u', 'bob', 'true'], /--user must be UID\[:GID\]/);
+  rejects(['run', '-u', 'bob', 'true'], /--user: no user 'bob' in the root file system's \/etc\/passwd/);
+  rejects(['run', '-u', '1:', 'true'], /--user must be USER\[:GROUP\]/);
+  rejects(['run', '-v', '/srv:data', 'true'], /-v expects HOST:DIR/);
   rejects(['run', '-w', 'tmp', 'true'], /--workdir expects an absolute path, got "tmp"/);
   rejects(['run', '--config', path.join(tmp, 'nope.toml'), 'true'], /nope\.toml: no such configuration file/);
   rejects(['exec'], /missing sandbox ID and command/);

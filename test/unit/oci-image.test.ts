@@ -68,23 +68,28 @@ function configOf(layers: Buffer[]): Buffer {
   }));
 }
 
-/** Writes an OCI image manifest for `layers` (each gzipped if `gzip[i]`); returns its descriptor. */
-function ociManifest(layout: string, layers: Buffer[], gzip: boolean[]): { mediaType: string; digest: string; size: number } {
+type Compression = boolean | 'zstd';
+const compress = (layer: Buffer, how: Compression): Buffer =>
+  how === 'zstd' ? execFileSync('zstd', ['-q', '-c'], { input: layer }) : how ? zlib.gzipSync(layer) : layer;
+const layerSuffix = (how: Compression): string => (how === 'zstd' ? '+zstd' : how ? '+gzip' : '');
+
+/** Writes an OCI image manifest for `layers` (each gzipped if `gzip[i]` is true, zstd-compressed if 'zstd'); returns its descriptor. */
+function ociManifest(layout: string, layers: Buffer[], gzip: Compression[]): { mediaType: string; digest: string; size: number } {
   const config = writeBlob(layout, configOf(layers));
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
     layers: layers.map((l, i) => ({
-      mediaType: `application/vnd.oci.image.layer.v1.tar${gzip[i] ? '+gzip' : ''}`,
-      ...writeBlob(layout, gzip[i] ? zlib.gzipSync(l) : l),
+      mediaType: `application/vnd.oci.image.layer.v1.tar${layerSuffix(gzip[i]!)}`,
+      ...writeBlob(layout, compress(l, gzip[i]!)),
     })),
   }));
   return { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...writeBlob(layout, manifest) };
 }
 
 /** An OCI layout directory holding one image of `layers`, named `name`. */
-function ociLayout(layers: Buffer[], gzip = layers.map((_, i) => i % 2 === 0), name = 'latest'): string {
+function ociLayout(layers: Buffer[], gzip: Compression[] = layers.map((_, i) => i % 2 === 0), name = 'latest'): string {
   const layout = fresh('layout');
   const manifest = ociManifest(layout, layers, gzip);
   fs.writeFileSync(path.join(layout, 'oci-layout'), '{"imageLayoutVersion": "1.0.0"}');
@@ -184,6 +189,20 @@ test('loadImage: an OCI layout becomes a cached ext4 image, found again by its m
   }
   const again = await loadImage(`${layout}:latest`, cache);
   assert.is(again.rootfsImage, first.rootfsImage);
+  assert.match(again.users.passwd, /^u:x:1000:1000:/m, "the image's /etc/passwd is kept for user names");
+  assert.is(again.users.group, '');
+});
+
+test("an image whose /etc/passwd is an absolute symlink: read inside the image's tree, not from the host", async () => {
+  const layer = tarOf([
+    { path: 'etc/', type: 'Directory' },
+    { path: 'etc/passwd', type: 'SymbolicLink', linkpath: '/etc/shadow-of-image' },
+    { path: 'etc/shadow-of-image', body: 'app:x:7:8::/:/bin/sh\n' },
+    { path: 'etc/group', type: 'SymbolicLink', linkpath: '/../../../../etc/hostname' },
+  ]);
+  const loaded = await loadImage(ociLayout([layer]), cache);
+  assert.is(loaded.users.passwd, 'app:x:7:8::/:/bin/sh\n');
+  assert.is(loaded.users.group, '', "a link to the host's /etc/hostname resolves inside the tree, where there is none");
 });
 
 test('an image index: the linux/amd64 manifest is picked, and ref names select among images', async () => {
@@ -248,6 +267,23 @@ test('a tampered layer blob is refused, naming its digest; nothing is cached', a
   const before = fs.existsSync(cache) ? fs.readdirSync(cache).length : 0;
   await refused(() => loadImage(layout, cache), new RegExp(`layer ${layer}: content has digest sha256:[0-9a-f]{64}, expected ${layer}`));
   assert.is(fs.readdirSync(cache).length, before);
+});
+
+test('zstd-compressed layers unpack like gzip ones; a damaged zstd stream is refused, naming the layer', async () => {
+  const tree = fresh('tree');
+  fs.mkdirSync(tree);
+  await unpackLayers(readOciLayout(ociLayout([base, upper], ['zstd', 'zstd'])).layers, tree);
+  assert.match(fs.readFileSync(path.join(tree, 'etc/passwd'), 'utf8'), /^u:x:1000/m);
+  assert.is(fs.readlinkSync(path.join(tree, 'bin/sh')), 'tool');
+
+  const layout = ociLayout([base], ['zstd']);
+  const image = readOciLayout(layout);
+  const file = path.join(layout, 'blobs/sha256', image.layers[0]!.digest!.hex);
+  const bytes = fs.readFileSync(file);
+  fs.writeFileSync(file, bytes.subarray(0, bytes.length - 9)); // cut inside the last block
+  const damaged = fresh('tree');
+  fs.mkdirSync(damaged);
+  await refused(() => unpackLayers(readOciLayout(layout).layers, damaged), new RegExp(`layer ${image.layers[0]!.name}`));
 });
 
 /** Unpacks `layers` (an OCI layout of them) into a fresh tree, returning the tree. */

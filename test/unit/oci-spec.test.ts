@@ -35,4 +35,21 @@ test('a container spec: own pid/ipc/uts/mount/cgroup namespaces, the VM network,
   assert.is(spec.linux.resources?.memory.limit, 1 << 24);
 });
 
+
+test('volumes become bind mounts of their share paths, read-only when asked; bad destinations are refused', () => {
+  const spec = containerSpec({
+    id: 'web', args: ['true'],
+    volumes: [{ source: '/srv/data', destination: '/data' }, { source: '/srv/conf', destination: '/etc/app', readOnly: true }],
+  }, ['/run/hako-shared/web/volumes/0', '/run/hako-shared/web/volumes/1']) as { mounts: Array<{ destination: string; source: string; options?: string[] }> };
+  const binds = spec.mounts.filter((m) => m.source.startsWith('/run/hako-shared/'));
+  assert.equal(binds.map((m) => [m.destination, m.source, m.options!.at(-1)]), [
+    ['/data', '/run/hako-shared/web/volumes/0', 'rw'],
+    ['/etc/app', '/run/hako-shared/web/volumes/1', 'ro'],
+  ]);
+  for (const destination of ['data', '/', '/./', '', '/a\0b']) {
+    assert.throws(() => containerSpec({ id: 'c', args: ['x'], volumes: [{ source: '/x', destination }] }),
+      /volumes\[0\]\.destination must be an absolute path other than \//, JSON.stringify(destination));
+  }
+});
+
 test.run();

@@ -24,9 +24,15 @@ test('wasm: the module imports exactly what loadDevices provides', () => {
   const module = new WebAssembly.Module(readFileSync(WASM_PATH));
   const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
   assert.equal(imports, [
-    'env.abort:function', 'env.consoleWrite:function', 'env.fillRandom:function', 'env.guestExit:function',
-    'env.ioSubmit:function', 'env.irqLine:function', 'env.irqPulse:function', 'env.memory:memory',
-    'env.resetRequest:function', 'env.vsockClose:function', 'env.vsockConnect:function',
+    'env.abort:function', 'env.consoleWrite:function', 'env.fillRandom:function', 'env.fsCreate:function',
+    'env.fsFallocate:function', 'env.fsForget:function', 'env.fsFsync:function', 'env.fsGetattr:function',
+    'env.fsGetxattr:function', 'env.fsLink:function', 'env.fsListxattr:function', 'env.fsLookup:function',
+    'env.fsLseek:function', 'env.fsMkdir:function', 'env.fsMknod:function', 'env.fsOpen:function',
+    'env.fsRead:function', 'env.fsReaddir:function', 'env.fsReadlink:function', 'env.fsRelease:function',
+    'env.fsRemovexattr:function', 'env.fsRename:function', 'env.fsSetattr:function', 'env.fsSetxattr:function',
+    'env.fsStatfs:function', 'env.fsSymlink:function', 'env.fsUnlink:function', 'env.fsWrite:function',
+    'env.guestExit:function', 'env.ioSubmit:function', 'env.irqLine:function', 'env.irqPulse:function',
+    'env.memory:memory', 'env.resetRequest:function', 'env.vsockClose:function', 'env.vsockConnect:function',
     'env.vsockConnected:function', 'env.vsockRead:function', 'env.vsockShutdown:function', 'env.vsockWatch:function',
     'env.vsockWrite:function', 'env.wallClockSeconds:function',
   ]);
