@@ -42,6 +42,7 @@ constexpr uint32_t kMaxStdioBytes = 1 << 20;
 constexpr size_t kMaxPendingOomEvents = 1024;
 constexpr uint32_t kCgroup2Magic = 0x63677270;
 const char* const kControllers[] = {"cpu", "memory", "pids", "io"};
+const char kShareTag[] = "hako-shared";  // the virtio-fs tag of the sandbox's shared directory
 const char kIdPattern[] = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}";
 
 bool valid_id(const std::string& id) {
@@ -54,6 +55,39 @@ bool valid_id(const std::string& id) {
 std::string bad_id(const char* field, const std::string& id) {
   std::string shown = id.size() > 80 ? id.substr(0, 80) + "..." : id;
   return std::string(field) + " '" + shown + "' is not a valid id: expected " + kIdPattern;
+}
+
+// A rootfs the agent can mount: a block device under /dev/ with ext4 or erofs, or a directory of the share.
+bool check_rootfs(const Rootfs& rootfs, std::string& error) {
+  if (rootfs.fstype == "virtiofs") {
+    if (!rootfs.device.empty()) return error = "rootfs.device must be empty for fstype virtiofs (it names rootfs.path)", false;
+    const std::string& p = rootfs.path;
+    std::string padded = "/" + p + "/";
+    if (p.starts_with("/") || padded.find("/../") != std::string::npos || p.find('\0') != std::string::npos)
+      return error = "rootfs.path '" + p + "' must be relative to the shared directory, without '..' components", false;
+    return true;
+  }
+  struct stat st;
+  if (!rootfs.device.starts_with("/dev/") || rootfs.device.find("/..") != std::string::npos ||
+      stat(rootfs.device.c_str(), &st) < 0 || !S_ISBLK(st.st_mode))
+    return error = "rootfs.device '" + rootfs.device + "' is not a block device under /dev/", false;
+  if (rootfs.fstype != "ext4" && rootfs.fstype != "erofs")
+    return error = "rootfs.fstype '" + rootfs.fstype + "' is not ext4, erofs or virtiofs", false;
+  if (!rootfs.path.empty()) return error = "rootfs.path is only for fstype virtiofs", false;
+  return true;
+}
+
+// Whether an OCI mount takes its source from the share (then the share must be mounted before crun runs).
+bool uses_share(const Json& spec, const std::string& share_dir) {
+  const Json* mounts = spec.find("mounts");
+  if (!mounts || mounts->type != Json::Type::Array) return false;
+  for (const Json& m : mounts->items) {
+    const Json* source = m.is_object() ? m.find("source") : nullptr;
+    if (source && source->type == Json::Type::String &&
+        (source->text == share_dir || source->text.starts_with(share_dir + "/")))
+      return true;
+  }
+  return false;
 }
 
 std::string process_name(const std::string& container_id, const std::string& exec_id) {
@@ -308,27 +342,69 @@ static bool drop_block_cache(const std::string& device, std::string& error) {
   return ok;
 }
 
-bool Agent::mount_rootfs(Container& c, const Rootfs& rootfs, std::string& error) {
-  std::string lower = c.dir + "/lower", rw = c.dir + "/rw", root = c.dir + "/rootfs";
-  if (!make_dirs(lower, error) || !make_dirs(rw, error) || !make_dirs(root, error)) return false;
-  if (!drop_block_cache(rootfs.device, error)) return false;
-  if (mount(rootfs.device.c_str(), lower.c_str(), rootfs.fstype.c_str(), MS_RDONLY, nullptr) < 0)
-    return error = "mount " + rootfs.device + " (" + rootfs.fstype + ") on " + lower + ": " + errno_text(), false;
-  c.mounts = 1;
-  if (mount("tmpfs", rw.c_str(), "tmpfs", 0, "mode=0755") < 0) return error = "mount tmpfs on " + rw + ": " + errno_text(), false;
-  c.mounts = 2;
-  if (!make_dirs(rw + "/upper", error) || !make_dirs(rw + "/work", error)) return false;
-  std::string data = "lowerdir=" + lower + ",upperdir=" + rw + "/upper,workdir=" + rw + "/work";
-  if (mount("overlay", root.c_str(), "overlay", 0, data.c_str()) < 0)
-    return error = "mount overlay on " + root + ": " + errno_text(), false;
-  c.mounts = 3;
+// Mounts `source` on `target` (under c.dir) and records it, so unmount_rootfs undoes exactly what succeeded.
+static bool mount_recorded(std::vector<std::string>& mounts, const std::string& source, const std::string& target,
+                           const char* type, unsigned long flags, const std::string& data, std::string& error) {
+  if (mount(source.c_str(), target.c_str(), type, flags, data.empty() ? nullptr : data.c_str()) < 0)
+    return error = "mount " + source + (type ? std::string(" (") + type + ")" : "") + " on " + target + ": " + errno_text(), false;
+  mounts.push_back(target);
   return true;
 }
 
+bool Agent::mount_share(std::string& error) {
+  if (share_mounted_) return true;
+  const std::string& dir = options_.share_dir;
+  if (!make_dirs(dir, error)) return false;
+  struct statx sx;
+  if (statx(AT_FDCWD, dir.c_str(), 0, STATX_BASIC_STATS, &sx) == 0 && (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+    share_mounted_ = true;  // something is mounted there already (a development host's bind mount): use it
+    return true;
+  }
+  // nodev: the host refuses device nodes in a share, and none should work if one appeared anyway.
+  if (mount(kShareTag, dir.c_str(), "virtiofs", MS_NODEV, nullptr) < 0)
+    return error = std::string("mount the shared directory (virtio-fs tag ") + kShareTag + ") on " + dir + ": " + errno_text(), false;
+  share_mounted_ = true;
+  fprintf(stderr, "hako-agent: mounted the shared directory on %s\n", dir.c_str());
+  return true;
+}
+
+bool Agent::bind_shared(Container& c, const std::string& path, const std::string& target, std::string& error) {
+  if (!mount_share(error)) return false;
+  int share = open(options_.share_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (share < 0) return error = "open " + options_.share_dir + ": " + errno_text(), false;
+  // Beneath the share and without symlinks: what a container wrote there earlier cannot redirect another's root.
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
+  int dir = int(syscall(SYS_openat2, share, path.empty() ? "." : path.c_str(), &how, sizeof how));
+  close(share);
+  if (dir < 0) return error = "rootfs.path '" + path + "' in the shared directory: " + errno_text(), false;
+  bool ok = mount_recorded(c.mounts, "/proc/self/fd/" + std::to_string(dir), target, nullptr, MS_BIND, "", error);
+  close(dir);
+  return ok;
+}
+
+bool Agent::mount_rootfs(Container& c, const Rootfs& rootfs, std::string& error) {
+  std::string lower = c.dir + "/lower", rw = c.dir + "/rw", root = c.dir + "/rootfs";
+  if (!make_dirs(root, error)) return false;
+  bool shared = rootfs.fstype == "virtiofs";
+  if (shared && !rootfs.overlay) return bind_shared(c, rootfs.path, root, error);  // writes reach the host
+  if (!make_dirs(lower, error) || !make_dirs(rw, error)) return false;
+  if (shared) {
+    if (!bind_shared(c, rootfs.path, lower, error)) return false;
+  } else if (!drop_block_cache(rootfs.device, error) ||
+             !mount_recorded(c.mounts, rootfs.device, lower, rootfs.fstype.c_str(), MS_RDONLY, "", error)) {
+    return false;
+  }
+  if (!mount_recorded(c.mounts, "tmpfs", rw, "tmpfs", 0, "mode=0755", error)) return false;
+  if (!make_dirs(rw + "/upper", error) || !make_dirs(rw + "/work", error)) return false;
+  std::string data = "lowerdir=" + lower + ",upperdir=" + rw + "/upper,workdir=" + rw + "/work";
+  return mount_recorded(c.mounts, "overlay", root, "overlay", 0, data, error);
+}
+
 void Agent::unmount_rootfs(Container& c) {
-  const char* names[] = {"/lower", "/rw", "/rootfs"};
-  for (; c.mounts > 0; c.mounts--) {
-    std::string path = c.dir + names[c.mounts - 1];
+  for (; !c.mounts.empty(); c.mounts.pop_back()) {
+    const std::string& path = c.mounts.back();
     if (umount2(path.c_str(), 0) < 0 && umount2(path.c_str(), MNT_DETACH) < 0)
       fprintf(stderr, "hako-agent: umount %s: %s\n", path.c_str(), errno_text().c_str());
   }
@@ -349,14 +425,9 @@ void Agent::CreateContainer(Call call, CreateContainerRequest& req) {
   if (containers_.count(id)) return fail(call, code::kAlreadyExists, "container '" + id + "' already exists");
   if (!req.has_rootfs) return fail(call, code::kInvalidArgument, "rootfs is required");
   const Rootfs& rootfs = req.rootfs;
-  struct stat st;
-  if (!rootfs.device.starts_with("/dev/") || rootfs.device.find("/..") != std::string::npos ||
-      stat(rootfs.device.c_str(), &st) < 0 || !S_ISBLK(st.st_mode))
-    return fail(call, code::kInvalidArgument, "rootfs.device '" + rootfs.device + "' is not a block device under /dev/");
-  if (rootfs.fstype != "ext4" && rootfs.fstype != "erofs")
-    return fail(call, code::kInvalidArgument, "rootfs.fstype '" + rootfs.fstype + "' is not ext4 or erofs");
-  Json spec;
   std::string error;
+  if (!check_rootfs(rootfs, error)) return fail(call, code::kInvalidArgument, error);
+  Json spec;
   if (req.oci_spec.empty()) return fail(call, code::kInvalidArgument, "oci_spec is empty");
   if (!parse_json(req.oci_spec, spec, error)) return fail(call, code::kInvalidArgument, "oci_spec is not valid JSON: " + error);
   if (!spec.is_object()) return fail(call, code::kInvalidArgument, "oci_spec is not a JSON object");
@@ -369,6 +440,9 @@ void Agent::CreateContainer(Call call, CreateContainerRequest& req) {
       return fail(call, code::kInvalidArgument, std::string("oci_spec \"") + key + "\" is not an object");
     if (!value) spec.set(key, Json::object());
   }
+
+  if (rootfs.fstype != "virtiofs" && uses_share(spec, options_.share_dir) && !mount_share(error))
+    return fail(call, code::kInternal, "creating container '" + id + "': " + error);
 
   auto c = std::make_unique<Container>();
   c->id = id;

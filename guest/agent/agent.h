@@ -23,6 +23,7 @@ class Agent {
     std::string crun = "/usr/bin/crun";
     std::string run_dir = "/run/hako";          // bundles, mounts and sockets: run_dir/containers/<id>/...
     std::string cgroup_root = "/sys/fs/cgroup";  // containers get cgroup_root/hako/<id>
+    std::string share_dir = "/run/hako-shared";  // where the virtio-fs share "hako-shared" is mounted when needed
   };
 
   Agent(EventLoop& loop, Options options);
@@ -59,7 +60,7 @@ class Agent {
   struct Container {
     std::string id, dir, cgroup_dir;
     bool started = false;
-    int mounts = 0;  // how many of dir/{lower,rw,rootfs} are mounted, in that order
+    std::vector<std::string> mounts;  // what mount_rootfs mounted (under dir), unmounted in reverse order
     std::unique_ptr<Process> init;
     std::map<std::string, std::unique_ptr<Process>> execs;
     int oom_watch = -1;  // inotify watch of memory.events
@@ -85,6 +86,11 @@ class Agent {
 
   bool setup_cgroups(std::string& error);
   bool mount_rootfs(Container& c, const Rootfs& rootfs, std::string& error);
+  // Mounts the share at options_.share_dir unless already done (first use, never at start-up: a template must not
+  // hold it mounted, each clone gets a fresh share).
+  bool mount_share(std::string& error);
+  // Bind-mounts the share's directory `path` (resolved beneath the share, no symlinks followed) on `target`.
+  bool bind_shared(Container& c, const std::string& path, const std::string& target, std::string& error);
   void unmount_rootfs(Container& c);
   bool crun(const std::vector<std::string>& args, int in, int out, int err, std::string& error);
   bool crun(const std::vector<std::string>& args, std::string& error);
@@ -121,4 +127,5 @@ class Agent {
   std::vector<char> io_buffer_;
   uint64_t console_count_ = 0;
   int64_t next_deadline_ = 0;  // the armed timer, 0: none
+  bool share_mounted_ = false;
 };

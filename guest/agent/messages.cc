@@ -30,6 +30,8 @@ bool decode(std::string_view in, Rootfs& m, DecodeError& err) {
   return each_field(in, "Rootfs", err, [&](const Field& f) {
     if (f.number == S::device.number) return get<S::device>(f, m.device, err);
     if (f.number == S::fstype.number) return get<S::fstype>(f, m.fstype, err);
+    if (f.number == S::path.number) return get<S::path>(f, m.path, err);
+    if (f.number == S::overlay.number) return get<S::overlay>(f, m.overlay, err);
     return true;
   });
 }

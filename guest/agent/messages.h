@@ -17,7 +17,8 @@ struct VersionResponse {
 };
 
 struct Rootfs {
-  std::string device, fstype;
+  std::string device, fstype, path;
+  bool overlay = false;
 };
 struct StdioOptions {
   bool tty = false;

@@ -33,7 +33,7 @@ trap 'rm -rf "$work"' EXIT
 staging=$work/root stub=$work/stub agent_out=$work/agent
 mkdir "$staging" "$stub" "$agent_out"
 
-mkdir -p "$staging"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run/hako-root,root,etc}
+mkdir -p "$staging"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run/hako-root,root,etc,mnt}
 chmod 1777 "$staging/tmp"
 install -m 0755 "$busybox" "$staging/bin/busybox"
 # One symlink per applet, at the path busybox itself reports.
@@ -57,10 +57,10 @@ crun_files "$stub" | while read -r file; do
 	esac
 done
 
-# guest/tools, freestanding (see sys.h), so each adds ~10 KB rather than a
+# guest/tools, freestanding (see sys.h), so each adds ~10-30 KB rather than a
 # static libc: the block-device benchmark that hako.init=blkbench runs
-# (bench/blk.ts), the clock and RNG setup of template clones, and the vsock
-# test and benchmark client.
+# (bench/blk.ts), the clock and RNG setup of template clones, the vsock
+# test and benchmark client, and the virtio-fs test and benchmark.
 tool() { # SOURCE NAME
 	gcc -O2 -static -nostdlib -ffreestanding -fno-stack-protector -no-pie -Wall -Wextra -Werror -s \
 		-o "$staging/bin/$2" "$here/../tools/$1"
@@ -68,6 +68,8 @@ tool() { # SOURCE NAME
 tool blkbench.c hako-blkbench
 tool clone-setup.c hako-clone-setup
 tool vsockperf.c hako-vsockperf
+tool fstest.c hako-fstest
+tool fsbench.c hako-fsbench
 
 if [ -x "$agent_build" ]; then
 	"$agent_build" "$agent_out" >&2

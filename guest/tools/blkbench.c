@@ -16,11 +16,9 @@
 #define SYS_ioctl 16
 #define SYS_pread64 17
 #define SYS_pwrite64 18
-#define SYS_clock_gettime 228
 #define O_RDWR 02
 #define O_DIRECT 040000
 #define BLKGETSIZE64 0x80081272UL // _IOR(0x12, 114, size_t)
-#define CLOCK_MONOTONIC 1
 
 #define SEQ_BS (1UL << 20)
 #define RAND_BS 4096UL
@@ -28,21 +26,6 @@
 
 // O_DIRECT needs sector-aligned buffers; 4 KiB alignment suits every device.
 static unsigned char buf[SEQ_BS] __attribute__((aligned(4096)));
-
-// v / 10^decimals, printed with that many decimals.
-static void put_fixed(u64 v, int decimals) {
-	u64 scale = 1;
-	for (int i = 0; i < decimals; i++) scale *= 10;
-	put_u(v / scale);
-	line[len++] = '.';
-	while (scale /= 10) line[len++] = (char)('0' + v / scale % 10);
-}
-
-static u64 now_ns(void) {
-	i64 ts[2];
-	if (sys(SYS_clock_gettime, CLOCK_MONOTONIC, (i64)ts, 0, 0) != 0) die("clock_gettime", 0);
-	return (u64)ts[0] * 1000000000UL + (u64)ts[1];
-}
 
 static u64 rng = 0x9e3779b97f4a7c15UL;
 

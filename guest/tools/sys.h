@@ -20,10 +20,29 @@ static inline i64 sys(i64 n, i64 a, i64 b, i64 c, i64 d) {
 	return ret;
 }
 
-// gcc may turn loops into memset calls even when freestanding.
+static inline i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
+	register i64 r10 __asm__("r10") = d;
+	register i64 r8 __asm__("r8") = e;
+	register i64 r9 __asm__("r9") = f;
+	i64 ret;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+// gcc may turn loops into memset/memcpy calls even when freestanding.
 void *memset(void *dst, int c, u64 n) {
 	unsigned char *p = dst;
 	while (n--) *p++ = (unsigned char)c;
+	return dst;
+}
+
+void *memcpy(void *dst, const void *src, u64 n) {
+	unsigned char *d = dst;
+	const unsigned char *s = src;
+	while (n--) *d++ = *s++;
 	return dst;
 }
 
@@ -65,6 +84,22 @@ __attribute__((noreturn)) static inline void die(const char *what, i64 err) {
 	}
 	flush();
 	exit_with(1);
+}
+
+// v / 10^decimals, printed with that many decimals.
+static inline void put_fixed(u64 v, int decimals) {
+	u64 scale = 1;
+	for (int i = 0; i < decimals; i++) scale *= 10;
+	put_u(v / scale);
+	line[len++] = '.';
+	while (scale /= 10) line[len++] = (char)('0' + v / scale % 10);
+}
+
+static inline u64 now_ns(void) {
+	i64 ts[2];
+	i64 err = sys(228 /* clock_gettime */, 1 /* CLOCK_MONOTONIC */, (i64)ts, 0, 0);
+	if (err) die("clock_gettime", err);
+	return (u64)ts[0] * 1000000000UL + (u64)ts[1];
 }
 
 // A non-empty decimal string that fits in 64 bits; returns 0 otherwise.

@@ -29,12 +29,10 @@
 #define SYS_shutdown 48
 #define SYS_bind 49
 #define SYS_listen 50
-#define SYS_clock_gettime 228
 #define AF_VSOCK 40
 #define SOCK_STREAM 1
 #define SOCK_CLOEXEC 02000000
 #define SHUT_WR 1
-#define CLOCK_MONOTONIC 1
 #define EINTR 4
 #define VMADDR_CID_ANY 0xffffffffU
 #define VMADDR_CID_HOST 2U
@@ -53,21 +51,6 @@ struct sockaddr_vm {
 };
 
 static unsigned char buf[BUF_SIZE];
-
-static u64 now_ns(void) {
-	i64 ts[2];
-	if (sys(SYS_clock_gettime, CLOCK_MONOTONIC, (i64)ts, 0, 0) != 0) die("clock_gettime", 0);
-	return (u64)ts[0] * 1000000000UL + (u64)ts[1];
-}
-
-// v / 10^decimals, printed with that many decimals.
-static void put_fixed(u64 v, int decimals) {
-	u64 scale = 1;
-	for (int i = 0; i < decimals; i++) scale *= 10;
-	put_u(v / scale);
-	line[len++] = '.';
-	while (scale /= 10) line[len++] = (char)('0' + v / scale % 10);
-}
 
 static void put_field(const char *name, u64 v) {
 	put(" ");
