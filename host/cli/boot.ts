@@ -2,17 +2,20 @@
 import path from 'node:path';
 import { bundledCmdline, bundledGuest } from '../guest.js';
 import { HakoError } from '../errors.js';
+import type { LoadedConfig } from '../config/load.js';
+import { logConfigFiles, logger, traceAreas } from '../config/logging.js';
+import { cpuTemplate as configuredCpuTemplate, pvmHost as configuredPvmHost } from '../config/settings.js';
 import { CPU_TEMPLATES, defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { Vm, type VmExit } from '../vmm/vm.js';
 import { templateRoot } from '../template/cache.js';
 import { checkInitMode, startClone } from '../template/clone.js';
 import { ensureTemplate } from '../template/create.js';
 import { bundledTemplateSpec, TEMPLATE_SHARE_TAG } from '../template/spec.js';
-import { isPvmHost } from '../vmm/kvm.js';
 import { platformCmdline } from '../vmm/cmdline.js';
-import { parseDiskOption } from '../block/disk.js';
-import { MIN_GUEST_CID, validateShares, validateVsockConfig, type ShareConfig } from '../vmm/config.js';
+import { parseDiskOption, type DiskConfig } from '../block/disk.js';
+import { MIN_GUEST_CID, validateShares, validateVsockConfig, type FsCacheMode, type ShareConfig, type VsockConfig } from '../vmm/config.js';
 import { integerOption, parse } from './args.js';
+import { commandConfig, CONFIG_OPTION } from './run-args.js';
 
 /** Hybrid vsock CIDs are private to each VM: every guest can have the first one. */
 const DEFAULT_GUEST_CID = MIN_GUEST_CID;
@@ -22,19 +25,24 @@ export const bootHelp = `Usage: hako boot [options]
 Boots a Linux kernel in a KVM microVM; the guest's serial console is this
 terminal. Without options it boots the bundled guest that guest/ builds.
 
-The bundled guest (no --kernel, --initrd, --cmdline or --disk; the host's default
-CPU template) starts as a clone of a VM template, a snapshot taken once its
-init was up, in seconds. The template for the VM's
-shape is made first when missing (one cold boot; see 'hako template --help').
+The bundled guest (no --kernel, --initrd, --cmdline or --disk, nor guest.kernel,
+guest.initramfs or guest.cmdline in the configuration; the host's default CPU
+template) starts as a clone of a VM template, a snapshot taken once its init
+was up, in seconds. The template for the VM's shape is made first when
+missing (one cold boot; see 'hako template --help').
 
 Options:
-  --kernel FILE          ELF vmlinux (PVH entry) or bzImage (default: bundled)
-  --initrd FILE          initramfs (default: bundled, or none with --kernel)
-  --cmdline STR          kernel command line (default: the bundled guest's);
-                         hako appends hako.exit_port=, and hako.pvm=1 on PVM hosts
-  --vcpus N              number of vCPUs (default 1)
-  --memory MiB           guest RAM, 64 to 4096 (default 256)
-  --cpu-template NAME    host | compatible (default: compatible on PVM hosts, else host)
+  --kernel FILE          ELF vmlinux (PVH entry) or bzImage (default:
+                         guest.kernel, else bundled)
+  --initrd FILE          initramfs (default: guest.initramfs, else bundled, or
+                         none with another kernel)
+  --cmdline STR          kernel command line (default: guest.cmdline, else the
+                         bundled guest's); hako appends hako.exit_port=, and
+                         hako.pvm=1 on PVM hosts
+  --vcpus N              number of vCPUs (default: resources.vcpus)
+  --memory MiB           guest RAM, 64 to 4096 (default: resources.memory_mib)
+  --cpu-template NAME    host | compatible (default: hypervisor.cpu_template;
+                         auto is compatible on PVM hosts, else host)
   --disk PATH[,ro]       attach a raw image file as a virtio-blk disk; repeat for
                          more (the first is /dev/vda). With ,ro the guest's writes
                          fail and the file is never modified
@@ -47,12 +55,17 @@ Options:
                          ${DEFAULT_GUEST_CID}; needs --vsock)
   --share DIR[:ro]       share the host directory DIR with the guest (virtio-fs,
                          tag "${TEMPLATE_SHARE_TAG}": mount -t virtiofs ${TEMPLATE_SHARE_TAG} /mnt);
-                         with :ro the guest's writes fail with EROFS
+                         with :ro the guest's writes fail with EROFS; cached as
+                         virtiofs.cache says
   --no-template          cold-boot the bundled guest instead of cloning a template
+                         (default: templates.enabled = false does the same)
   --init-mode MODE       the bundled guest's init mode (guest/initramfs/init), e.g.
                          idle (print 'hako-init: idle', sleep until stopped) or
                          check; passed as hako.init=MODE when cold-booting and
                          on the clone line to a clone (default: power off)
+  --config FILE          configuration file (see 'hako config --help'); the
+                         guest's virtio-rng device, the host's PVM mode
+                         (hypervisor.pvm), logging and caches come from it too
   -h, --help             show this help
 
 Exit status: 0 when the guest powers off or reboots, 1 when it panics,
@@ -62,17 +75,89 @@ triple-faults or stops on an exit hako cannot handle, 2 on bad input,
 /** For a kernel given with --kernel and no --cmdline. */
 const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=-1';
 
-/** `--share DIR[:ro]` (or DIR:rw) as the VM's one shared directory. */
-export function parseShareOption(value: string): ShareConfig {
+/** `--share DIR[:ro]` (or DIR:rw) as the VM's one shared directory, with the configuration's cache mode (virtiofs.cache). */
+export function parseShareOption(value: string, cache: FsCacheMode = 'auto'): ShareConfig {
   const colon = value.lastIndexOf(':');
   const flag = colon < 0 ? '' : value.slice(colon + 1);
   const readOnly = flag === 'ro';
   const dir = flag === 'ro' || flag === 'rw' ? value.slice(0, colon) : value;
   if (dir === '') throw new HakoError('INVALID_ARGUMENT', `--share ${JSON.stringify(value)}: expected DIR[:ro] with a non-empty DIR`);
-  // No cache key in the configuration (yet): 'auto', the guest trusting what it learnt for a second.
-  const share: ShareConfig = { path: path.resolve(dir), tag: TEMPLATE_SHARE_TAG, readOnly, cache: 'auto' };
+  const share: ShareConfig = { path: path.resolve(dir), tag: TEMPLATE_SHARE_TAG, readOnly, cache };
   validateShares([share]);
   return share;
+}
+
+const OPTIONS = {
+  kernel: { type: 'string' },
+  initrd: { type: 'string' },
+  cmdline: { type: 'string' },
+  vcpus: { type: 'string' },
+  memory: { type: 'string' },
+  'cpu-template': { type: 'string' },
+  'no-template': { type: 'boolean' },
+  'init-mode': { type: 'string' },
+  disk: { type: 'string', multiple: true },
+  vsock: { type: 'string' },
+  cid: { type: 'string' },
+  share: { type: 'string' },
+  ...CONFIG_OPTION,
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type BootFlags = ReturnType<typeof parse<typeof OPTIONS>>['values'];
+
+/** What `hako boot` will do: its flags over the configuration's defaults. */
+export interface BootPlan {
+  vcpus: number;
+  memoryMiB: number;
+  cpuTemplate: CpuTemplateName;
+  pvmHost: boolean;
+  /** Another guest than the bundled one, from flags or the configuration (undefined: the bundled one's). */
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  rng: boolean;
+  disks: DiskConfig[];
+  vsock?: VsockConfig;
+  shares?: ShareConfig[];
+  initMode?: string;
+  /** Start as a clone of a template of the bundled guest rather than cold-boot. */
+  fromTemplate: boolean;
+}
+
+/** Resolves boot's flags against `config` (`pvmHost` is what hypervisor.pvm says of this host); checks them without touching KVM. */
+export function bootPlan(values: BootFlags, config: LoadedConfig, pvmHost: boolean): BootPlan {
+  const template = values['cpu-template'];
+  if (template !== undefined && !CPU_TEMPLATES.includes(template as CpuTemplateName)) {
+    throw new HakoError('INVALID_ARGUMENT', `--cpu-template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(template)}`);
+  }
+  const { guest, resources } = config.values;
+  // "" in the configuration means the bundled guest's, as no flag does.
+  const orConfig = (flag: string | undefined, configured: string) => flag ?? (configured === '' ? undefined : configured);
+  const disks = (values.disk ?? []).map(parseDiskOption);
+  if (values.cid !== undefined && values.vsock === undefined) {
+    throw new HakoError('INVALID_ARGUMENT', '--cid needs --vsock PATH (the guest has no vsock device without it)');
+  }
+  const vsock = values.vsock === undefined ? undefined : { socketPath: values.vsock, cid: integerOption(values.cid, 'cid') ?? DEFAULT_GUEST_CID };
+  if (vsock) validateVsockConfig(vsock);
+  const plan: BootPlan = {
+    vcpus: integerOption(values.vcpus, 'vcpus') ?? resources.vcpus,
+    memoryMiB: integerOption(values.memory, 'memory') ?? resources.memory_mib,
+    cpuTemplate: (template as CpuTemplateName | undefined) ?? configuredCpuTemplate(config, pvmHost),
+    pvmHost,
+    kernel: orConfig(values.kernel, guest.kernel),
+    initrd: orConfig(values.initrd, guest.initramfs),
+    cmdline: orConfig(values.cmdline, guest.cmdline),
+    rng: guest.rng,
+    disks,
+    vsock,
+    shares: values.share === undefined ? undefined : [parseShareOption(values.share, config.values.virtiofs.cache)],
+    initMode: values['init-mode'] === undefined ? undefined : checkInitMode(values['init-mode']),
+    fromTemplate: false,
+  };
+  plan.fromTemplate = !values['no-template'] && config.values.templates.enabled && plan.kernel === undefined
+    && plan.initrd === undefined && plan.cmdline === undefined && disks.length === 0 && plan.cpuTemplate === defaultTemplate(pvmHost);
+  return plan;
 }
 
 const EXIT_STATUS: Record<Exclude<VmExit['kind'], 'stopped'>, number> = {
@@ -80,67 +165,42 @@ const EXIT_STATUS: Record<Exclude<VmExit['kind'], 'stopped'>, number> = {
 };
 
 export async function boot(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    kernel: { type: 'string' },
-    initrd: { type: 'string' },
-    cmdline: { type: 'string' },
-    vcpus: { type: 'string' },
-    memory: { type: 'string' },
-    'cpu-template': { type: 'string' },
-    'no-template': { type: 'boolean' },
-    'init-mode': { type: 'string' },
-    disk: { type: 'string', multiple: true },
-    vsock: { type: 'string' },
-    cid: { type: 'string' },
-    share: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  }, 'boot');
+  const { values } = parse(argv, OPTIONS, 'boot');
   if (values.help) {
     console.log(bootHelp);
     return 0;
   }
-  const template = values['cpu-template'];
-  if (template !== undefined && !CPU_TEMPLATES.includes(template as CpuTemplateName)) {
-    throw new HakoError('INVALID_ARGUMENT', `--cpu-template must be one of ${CPU_TEMPLATES.join(', ')}, got ${JSON.stringify(template)}`);
-  }
-  const initMode = values['init-mode'] === undefined ? undefined : checkInitMode(values['init-mode']);
-  const pvmHost = isPvmHost();
-  const vcpus = integerOption(values.vcpus, 'vcpus') ?? 1;
-  const memoryMiB = integerOption(values.memory, 'memory') ?? 256;
-  const cpuTemplate = (template as CpuTemplateName | undefined) ?? defaultTemplate(pvmHost);
-  const disks = (values.disk ?? []).map(parseDiskOption);
-  if (values.cid !== undefined && values.vsock === undefined) {
-    throw new HakoError('INVALID_ARGUMENT', '--cid needs --vsock PATH (the guest has no vsock device without it)');
-  }
-  const vsock = values.vsock === undefined ? undefined : { socketPath: values.vsock, cid: integerOption(values.cid, 'cid') ?? DEFAULT_GUEST_CID };
-  if (vsock) validateVsockConfig(vsock);
-  const shares = values.share === undefined ? undefined : [parseShareOption(values.share)];
-  const fromTemplate = !values['no-template'] && values.kernel === undefined && values.initrd === undefined
-    && values.cmdline === undefined && disks.length === 0 && cpuTemplate === defaultTemplate(pvmHost);
+  const config = commandConfig(values.config);
+  const log = logger(config);
+  logConfigFiles(config, log);
+  const plan = bootPlan(values, config, configuredPvmHost(config));
+  const { vcpus, memoryMiB, pvmHost, vsock, shares, initMode, fromTemplate } = plan;
+  const vmOptions = { trace: traceAreas(config), pvmHost };
   let vm: Vm;
   if (fromTemplate) {
-    const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost);
-    const { key, dir } = await ensureTemplate(spec, templateRoot(), { progress: (line) => console.error(`hako: ${line}`) });
+    const spec = bundledTemplateSpec({ vcpus, memoryMiB }, pvmHost, config);
+    const { key, dir } = await ensureTemplate(spec, templateRoot(process.env, config), { progress: log.info });
     try {
-      vm = await Vm.restore(dir, { vsock, shares });
+      vm = await Vm.restore(dir, { ...vmOptions, vsock, shares });
     } catch (e) {
       if (!(e instanceof HakoError) || e.code !== 'BAD_SNAPSHOT') throw e;
       throw new HakoError('BAD_SNAPSHOT', `${e.message}; remove the template with 'hako template rm ${key}' or boot with --no-template`, { cause: e });
     }
   } else {
-    const guest = values.kernel === undefined ? bundledGuest() : undefined;
-    const cmdline = values.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE);
+    const guest = plan.kernel === undefined ? bundledGuest() : undefined;
+    const cmdline = plan.cmdline ?? (guest ? bundledCmdline(guest, pvmHost) : DEFAULT_CMDLINE);
     vm = await Vm.create({
-      kernel: values.kernel ?? guest!.vmlinux,
-      initrd: values.initrd ?? guest?.initrd,
+      kernel: plan.kernel ?? guest!.vmlinux,
+      initrd: plan.initrd ?? guest?.initrd,
       cmdline: platformCmdline(initMode === undefined ? cmdline : `${cmdline} hako.init=${initMode}`, { pvmHost }),
       vcpus,
       memoryMiB,
-      cpuTemplate,
-      disks,
+      cpuTemplate: plan.cpuTemplate,
+      rng: plan.rng,
+      disks: plan.disks,
       vsock,
       shares,
-    });
+    }, vmOptions);
   }
 
   // The host stops the VM on Ctrl-C and when our stdout closes (e.g. `| head`);
@@ -158,7 +218,7 @@ export async function boot(argv: string[]): Promise<number> {
   process.stdin.on('data', onInput);
   try {
     const exit = await (fromTemplate ? startClone(vm, { initMode }) : vm.run());
-    if (exit.kind !== 'poweroff') console.error(`hako: ${exit.detail}`);
+    if (exit.kind !== 'poweroff') log.error(exit.detail);
     return exit.kind === 'stopped' ? hostStopStatus ?? 1 : EXIT_STATUS[exit.kind];
   } finally {
     process.off('SIGINT', onSigint);

@@ -9,7 +9,7 @@ import type { Volume } from '../sandbox/oci-spec.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** --config FILE, accepted by every sandbox command. */
+/** --config FILE, accepted by every command that acts on VMs, templates or sandboxes. */
 export const CONFIG_OPTION = { config: { type: 'string' } } as const;
 
 /**
@@ -89,7 +89,4 @@ export function commandConfig(configFile: string | undefined): LoadedConfig {
   return loadConfig(configFile === undefined ? {} : { path: configFile });
 }
 
-/** Where sandboxes keep their state: $HAKO_STATE_DIR, else the configuration's paths.state_dir. */
-export function stateDir(config: LoadedConfig, env: NodeJS.ProcessEnv = process.env): string {
-  return env.HAKO_STATE_DIR || config.values.paths.state_dir;
-}
+export { stateDir } from '../config/settings.js';

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HakoError } from '../errors.js';
-import { bundledRootfsImage } from '../image/cache.js';
+import { logConfigFiles, logger } from '../config/logging.js';
+import { bundledRootfsImage, imageRoot } from '../image/cache.js';
 import { bundledGuest } from '../guest.js';
 import { readUserDb, resolveUser, type UserDb } from '../image/users.js';
 import { loadImage, type ImageConfig } from '../image/oci.js';
@@ -82,13 +83,13 @@ interface RootfsChoice {
   name: string;
 }
 
-/** The root file system, the image's run configuration and its user names. */
-async function rootfs(values: { image?: string; rootfs?: string }): Promise<RootfsChoice> {
+/** The root file system, the image's run configuration and its user names; images are cached in `imageCache`. */
+async function rootfs(values: { image?: string; rootfs?: string }, imageCache: string): Promise<RootfsChoice> {
   if (values.image !== undefined && values.rootfs !== undefined) {
     throw new HakoError('INVALID_ARGUMENT', '--image and --rootfs both name the root file system: give one');
   }
   if (values.image !== undefined) {
-    const image = await loadImage(values.image);
+    const image = await loadImage(values.image, imageCache);
     return { file: image.rootfsImage, config: image.config, users: image.users, name: values.image };
   }
   if (values.rootfs !== undefined) {
@@ -96,9 +97,9 @@ async function rootfs(values: { image?: string; rootfs?: string }): Promise<Root
     if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
       throw new HakoError('INVALID_ARGUMENT', `--rootfs expects a directory, got ${JSON.stringify(values.rootfs)}`);
     }
-    return { file: bundledRootfsImage(), directory: dir, config: {}, users: readUserDb(dir), name: dir };
+    return { file: bundledRootfsImage(undefined, imageCache), directory: dir, config: {}, users: readUserDb(dir), name: dir };
   }
-  return { file: bundledRootfsImage(), config: {}, users: readUserDb(bundledGuest().rootfs), name: 'busybox (bundled)' };
+  return { file: bundledRootfsImage(undefined, imageCache), config: {}, users: readUserDb(bundledGuest().rootfs), name: 'busybox (bundled)' };
 }
 
 /** The process as the command line gives it, checked before any slow work; the image fills in the rest. */
@@ -138,6 +139,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const config = commandConfig(values.config);
+  const log = logger(config);
+  logConfigFiles(config, log);
   const vcpus = integerOption(values.vcpus, 'vcpus') ?? config.values.resources.vcpus;
   const memoryMiB = integerOption(values.memory, 'memory') ?? config.values.resources.memory_mib;
   if (vcpus < 1) throw new HakoError('INVALID_ARGUMENT', `--vcpus must be at least 1, got ${vcpus}`);
@@ -149,7 +152,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const given = commandLineProcess(values);
   const volumes = volumeOptions(values.volume);
-  const image = await rootfs(values);
+  const image = await rootfs(values, imageRoot(process.env, config));
   const proc = withImageDefaults(given, split.operands, image.config, image.users, image.name);
   const { tty, stdin } = given;
 
@@ -166,7 +169,8 @@ export async function run(argv: string[]): Promise<number> {
       memoryMiB,
       rootfsImage: image.file,
       stateDir: stateDir(config),
-      progress: (line) => console.error(`hako: ${line}`),
+      config,
+      progress: log.info,
       signal: cancel.signal,
     });
     const container = await sandbox.createContainer({

@@ -1,37 +1,44 @@
 // `hako template create|ls|rm`: manage the VM template cache (host/template/).
 import { HakoError } from '../errors.js';
-import { isPvmHost } from '../vmm/kvm.js';
+import { logConfigFiles, logger } from '../config/logging.js';
+import { checkTemplateCpu, pvmHost } from '../config/settings.js';
 import { listTemplates, removeAllTemplates, removeTemplate, templateRoot } from '../template/cache.js';
 import { ensureTemplate } from '../template/create.js';
 import { bundledTemplateSpec } from '../template/spec.js';
 import { integerOption, parse } from './args.js';
+import { commandConfig, CONFIG_OPTION } from './run-args.js';
 
 export const templateHelp = `Usage: hako template <create|ls|rm> [options]
 
 VM templates are snapshots of the bundled guest taken once its init is up;
-'hako boot' starts clones of them in seconds instead of cold-booting. Each is
-keyed by the kernel, initramfs, command line, vCPUs, memory and CPU template,
-and kept in \${HAKO_CACHE_DIR:-\${XDG_CACHE_HOME:-~/.cache}/hako}/templates.
+'hako boot', 'hako run' and the Node API start clones of them in seconds
+instead of cold-booting. Each is keyed by the kernel, initramfs, command line,
+vCPUs, memory, CPU template and devices (guest.rng, virtiofs.cache), and kept
+in templates.cache_dir (default: the templates directory in
+\${HAKO_CACHE_DIR:-\${XDG_CACHE_HOME:-~/.cache}/hako}; $HAKO_CACHE_DIR, when
+set, overrides the configuration).
 
 Commands:
   create [--vcpus N] [--memory MiB]   make the template for that shape
-                                      (default 1 vCPU, 256 MiB) unless it exists
+                                      (default: resources.vcpus and
+                                      resources.memory_mib) unless it exists
   ls                                  list templates: key, shape, size, age
   rm KEY... | --all                   remove templates
 
+Each command takes --config FILE (see 'hako config --help').
 Run 'hako template <command> --help' for details.`;
 
-const createHelp = `Usage: hako template create [--vcpus N] [--memory MiB]
+const createHelp = `Usage: hako template create [--vcpus N] [--memory MiB] [--config FILE]
 
-Cold-boots the bundled guest with N vCPUs (default 1) and MiB of RAM
-(default 256) and snapshots it as a template, unless that template exists.
-Prints the template's key on standard output.`;
+Cold-boots the bundled guest with N vCPUs (default: resources.vcpus) and MiB
+of RAM (default: resources.memory_mib) and snapshots it as a template, unless
+that template exists. Prints the template's key on standard output.`;
 
-const lsHelp = `Usage: hako template ls
+const lsHelp = `Usage: hako template ls [--config FILE]
 
 Lists the templates: key, vCPUs, memory, CPU template, size on disk, age.`;
 
-const rmHelp = `Usage: hako template rm KEY... | --all
+const rmHelp = `Usage: hako template rm KEY... | --all [--config FILE]
 
 Removes the templates with these keys (see 'hako template ls'), or all of them
 and any left by interrupted creations. Clones already running are not affected.`;
@@ -50,36 +57,43 @@ async function create(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     vcpus: { type: 'string' },
     memory: { type: 'string' },
+    ...CONFIG_OPTION,
     help: { type: 'boolean', short: 'h' },
   }, 'template create');
   if (values.help) {
     console.log(createHelp);
     return 0;
   }
+  const config = commandConfig(values.config);
+  const log = logger(config);
+  logConfigFiles(config, log);
+  const pvm = pvmHost(config);
+  checkTemplateCpu(config, pvm);
   const spec = bundledTemplateSpec({
-    vcpus: integerOption(values.vcpus, 'vcpus') ?? 1,
-    memoryMiB: integerOption(values.memory, 'memory') ?? 256,
-  }, isPvmHost());
-  const template = await ensureTemplate(spec, templateRoot(), { progress: (line) => console.error(`hako: ${line}`) });
-  if (!template.created) console.error(`hako: VM template ${template.key} already exists (${template.dir})`);
+    vcpus: integerOption(values.vcpus, 'vcpus') ?? config.values.resources.vcpus,
+    memoryMiB: integerOption(values.memory, 'memory') ?? config.values.resources.memory_mib,
+  }, pvm, config);
+  const template = await ensureTemplate(spec, templateRoot(process.env, config), { progress: log.info });
+  if (!template.created) log.info(`VM template ${template.key} already exists (${template.dir})`);
   console.log(template.key);
   return 0;
 }
 
 function ls(argv: string[]): number {
-  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } }, 'template ls');
+  const { values } = parse(argv, { ...CONFIG_OPTION, help: { type: 'boolean', short: 'h' } }, 'template ls');
   if (values.help) {
     console.log(lsHelp);
     return 0;
   }
-  const root = templateRoot();
+  const config = commandConfig(values.config);
+  const root = templateRoot(process.env, config);
   const rows = listTemplates(root).map((t) => {
     const vm = t.manifest?.vm;
     return [t.key, vm ? String(vm.vcpus) : '-', vm ? `${vm.memoryMiB} MiB` : '-', vm?.cpuTemplate ?? '-',
       mib(t.bytes), age(Date.now() - t.createdMs), t.problem ? `unusable: ${t.problem}` : ''];
   });
   if (rows.length === 0) {
-    console.error(`hako: no templates in ${root}`);
+    logger(config).info(`no templates in ${root}`);
     return 0;
   }
   const table = [['KEY', 'VCPUS', 'MEMORY', 'CPU', 'SIZE', 'AGE', ''], ...rows];
@@ -91,13 +105,14 @@ function ls(argv: string[]): number {
 function rm(argv: string[]): number {
   const { values, positionals } = parse(argv, {
     all: { type: 'boolean' },
+    ...CONFIG_OPTION,
     help: { type: 'boolean', short: 'h' },
   }, 'template rm', true);
   if (values.help) {
     console.log(rmHelp);
     return 0;
   }
-  const root = templateRoot();
+  const root = templateRoot(process.env, commandConfig(values.config));
   if (values.all) {
     if (positionals.length > 0) throw new HakoError('INVALID_ARGUMENT', `give template keys or --all, not both (got ${positionals.join(' ')} and --all)`);
     for (const key of removeAllTemplates(root)) console.log(key);

@@ -8,7 +8,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { CPU_TEMPLATES } from '../cpu/template.js';
-import { MAX_MEMORY_MIB, MIN_MEMORY_MIB } from '../vmm/config.js';
+import { FS_CACHE_MODES, MAX_MEMORY_MIB, MIN_MEMORY_MIB } from '../vmm/config.js';
 
 /** What a default may depend on: the environment, and keys defined above it in SCHEMA order. */
 export interface DefaultContext {
@@ -134,6 +134,11 @@ const table = <K extends Table['keys']>(doc: string, keys: K) => ({ kind: 'table
 
 /** The areas HAKO_TRACE knows (host/vmm/vm.ts). */
 export const TRACE_AREAS = ['startup'] as const;
+export type TraceArea = typeof TRACE_AREAS[number];
+
+/** Message severities, most severe first. */
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = typeof LOG_LEVELS[number];
 
 /** The hako cache root guest/build.sh and the template and image caches share. */
 function defaultCacheDir({ env }: DefaultContext): string {
@@ -147,10 +152,12 @@ export const SCHEMA = table('', {
       + '/sys/module/kvm_pvm.',
     ['auto', 'on', 'off'], 'auto'),
     cpu_template: oneOf('The CPUID features the guest sees: "host" passes through what KVM supports, "compatible" '
-      + 'also hides those the PVM emulator cannot execute; "auto" is compatible on PVM hosts and host elsewhere.',
+      + 'also hides those the PVM emulator cannot execute; "auto" is compatible on PVM hosts and host elsewhere. '
+      + 'Templates have auto\'s, so with another one \'hako boot\' cold-boots and sandboxes cannot start.',
     ['auto', ...CPU_TEMPLATES], 'auto'),
   }),
-  guest: table('What the VM boots.', {
+  guest: table('What the VM boots. Another guest than the bundled one applies to \'hako boot\' only, which '
+    + 'then cold-boots it; sandboxes (hako run, the Node API) run the bundled guest, whose agent runs their containers.', {
     kernel: filePath('The kernel: an ELF vmlinux with a PVH entry, or a bzImage. "" boots the bundled guest that guest/ builds.', '', { optional: true }),
     initramfs: filePath('The initramfs. "" means the bundled guest\'s with the bundled kernel, and none with another kernel.', '', { optional: true }),
     cmdline: text('The kernel command line; hako appends the options its platform needs. "" means the bundled '
@@ -161,20 +168,30 @@ export const SCHEMA = table('', {
     vcpus: integer('Number of vCPUs (at most what the host\'s KVM allows).', 1, 1),
     memory_mib: integer(`Guest RAM in MiB, ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}.`, 256, MIN_MEMORY_MIB, MAX_MEMORY_MIB),
   }),
+  virtiofs: table('Host directories shared with the guest (hako boot --share, hako run --rootfs DIR and -v).', {
+    cache: oneOf('How long the guest may cache what it learnt of a shared directory: "none" asks the host every '
+      + 'time, "auto" trusts names and attributes for a second and drops a file\'s cached data when it is opened, '
+      + '"always" trusts them for a day and keeps file data (only for directories nothing but this guest changes). '
+      + 'Templates are made with it, so changing it makes new ones.',
+    FS_CACHE_MODES, 'auto'),
+  }),
   paths: table('Where hako keeps its files.', {
-    state_dir: filePath('Runtime state of running VMs (sockets, pid files); lost at reboot.', '/run/hako'),
-    cache_dir: filePath('Caches that can be rebuilt: guest builds, disk images, VM templates.', defaultCacheDir,
-      { defaultDoc: { note: '$HAKO_CACHE_DIR if set, else $XDG_CACHE_HOME/hako if set, else ~/.cache/hako', value: '~/.cache/hako' } }),
+    state_dir: filePath('Runtime state of running VMs (sockets, pid files); lost at reboot. $HAKO_STATE_DIR, '
+      + 'when set, overrides it.', '/run/hako'),
+    cache_dir: filePath('Caches that can be rebuilt: guest builds, disk images, VM templates. $HAKO_CACHE_DIR, '
+      + 'when set, overrides it (and templates.cache_dir).', defaultCacheDir,
+      { defaultDoc: { note: '$XDG_CACHE_HOME/hako if set, else ~/.cache/hako', value: '~/.cache/hako' } }),
   }),
   templates: table('VM templates: snapshots of the bundled guest taken once its init is up, which VMs start as clones of.', {
     enabled: boolean('Start the bundled guest as a clone of a template (made by one cold boot when missing) '
-      + 'instead of cold-booting it each time.', true),
+      + 'instead of cold-booting it each time. false is \'hako boot --no-template\'; sandboxes need templates.', true),
     cache_dir: filePath('Where templates are kept.', ({ values }) => path.join(values['paths.cache_dir'] as string, 'templates'),
       { defaultDoc: { note: 'the templates directory in paths.cache_dir', value: '~/.cache/hako/templates' } }),
   }),
   logging: table('What hako prints about itself on standard error.', {
-    level: oneOf('The least severe messages printed.', ['error', 'warn', 'info', 'debug'], 'info'),
-    trace: stringList('Timing traces to print, like HAKO_TRACE.', TRACE_AREAS),
+    level: oneOf('The least severe messages printed ("info": progress such as making a template; "debug": '
+      + 'also the configuration files read).', LOG_LEVELS, 'info'),
+    trace: stringList('Timing traces to print, besides those $HAKO_TRACE names (comma-separated).', TRACE_AREAS),
   }),
 });
 

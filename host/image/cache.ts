@@ -1,5 +1,6 @@
 // ext4 images of directory trees, cached by content in
-//   ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/hako}/images/<key>.ext4
+//   <paths.cache_dir>/images/<key>.ext4
+// (paths.cache_dir: by default ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/hako})
 // where the key covers the tree (treeHash), the image format and the mkfs
 // version. Images are deterministic, so processes that build the same entry at
 // once write identical files and the last rename wins.
@@ -7,16 +8,18 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { imagesDir } from '../config/settings.js';
 import { HakoError } from '../errors.js';
 import { bundledGuest, type BundledGuest } from '../guest.js';
-import { templateRoot } from '../template/cache.js';
 import { makeExt4Image, treeHash } from './ext4.js';
 
 /** Bump when makeExt4Image's options change what it writes. */
 const IMAGE_FORMAT = 1;
 
-export function imageRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(path.dirname(templateRoot(env)), 'images'); // next to templates/, in the hako cache
+/** Where images are kept: the images directory in the configuration's (by default the one `env` names) cache root. */
+export function imageRoot(env: NodeJS.ProcessEnv = process.env, config: LoadedConfig = loadConfig({ env })): string {
+  return imagesDir(config, env);
 }
 
 function mkfsVersion(): string {
@@ -52,9 +55,9 @@ export function cachedExt4Image(dir: string, root = imageRoot()): string {
 }
 
 /** The default container root file system (busybox, guest/rootfs/) as a cached ext4 image. */
-export function bundledRootfsImage(guest: BundledGuest = bundledGuest()): string {
+export function bundledRootfsImage(guest: BundledGuest = bundledGuest(), root = imageRoot()): string {
   if (!guest.rootfs || !fs.existsSync(guest.rootfs)) {
     throw new HakoError('NOT_BUILT', `the bundled guest's root file system ${guest.rootfs ?? '(not in build/guest.json)'} is missing; run 'npm run setup'`);
   }
-  return cachedExt4Image(guest.rootfs);
+  return cachedExt4Image(guest.rootfs, root);
 }

@@ -5,14 +5,16 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_PORT, AgentClient } from '../agent/client.js';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { traceAreas } from '../config/logging.js';
+import { checkSandboxGuest, pvmHost, stateDir } from '../config/settings.js';
 import { HakoError } from '../errors.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
-import { bundledRootfsImage } from '../image/cache.js';
+import { bundledRootfsImage, imageRoot } from '../image/cache.js';
 import { templateRoot } from '../template/cache.js';
 import { startClone } from '../template/clone.js';
 import { ensureTemplate } from '../template/create.js';
 import { bundledTemplateSpec } from '../template/spec.js';
-import { isPvmHost } from '../vmm/kvm.js';
 import { Vm, type VmExit } from '../vmm/vm.js';
 import { connectVsock } from '../vsock/client.js';
 import { Container } from './container.js';
@@ -20,11 +22,19 @@ import { checkId, containerSpec, type ContainerOptions } from './oci-spec.js';
 import { SandboxShare, SHARE_TAG, unmountAndRemove } from './shares.js';
 
 export interface SandboxOptions {
+  /**
+   * Defaults for the options below and the host's settings (hypervisor, guest.rng, virtiofs, caches,
+   * logging.trace), as `hako` uses them (default: loadConfig(), the file $HAKO_CONFIG or
+   * /etc/hako/configuration.toml names, with its config.d drop-ins).
+   */
+  config?: LoadedConfig;
+  /** Default: resources.vcpus. */
   vcpus?: number;
+  /** Default: resources.memory_mib. */
   memoryMiB?: number;
   /** An ext4 image holding the containers' root file system (default: the bundled busybox image). */
   rootfsImage?: string;
-  /** Where the sandbox keeps its sockets (default $HAKO_STATE_DIR or /run/hako). */
+  /** Where the sandbox keeps its sockets (default $HAKO_STATE_DIR, else paths.state_dir). */
   stateDir?: string;
   /** The guest's serial console output (default: kept in memory for error messages only). */
   console?: (chunk: Buffer) => void;
@@ -38,8 +48,9 @@ const ROOTFS_DEVICE = '/dev/vda';
 const AGENT_TIMEOUT_MS = 30_000;
 const CONSOLE_TAIL_BYTES = 4096;
 
+/** $HAKO_STATE_DIR, else paths.state_dir of the configuration `env` names. */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.HAKO_STATE_DIR || '/run/hako';
+  return stateDir(loadConfig({ env }), env);
 }
 
 /**
@@ -78,16 +89,19 @@ export class Sandbox {
   ) {}
 
   static async create(opts: SandboxOptions = {}): Promise<Sandbox> {
-    const { vcpus = 1, memoryMiB = 256, signal } = opts;
+    const config = opts.config ?? loadConfig();
+    const { vcpus = config.values.resources.vcpus, memoryMiB = config.values.resources.memory_mib, signal } = opts;
     signal?.throwIfAborted();
-    const rootfsImage = opts.rootfsImage ?? bundledRootfsImage();
-    const template = await ensureTemplate(bundledTemplateSpec({ vcpus, memoryMiB }, isPvmHost()), templateRoot(), {
+    const pvm = pvmHost(config);
+    checkSandboxGuest(config, pvm);
+    const rootfsImage = opts.rootfsImage ?? bundledRootfsImage(undefined, imageRoot(process.env, config));
+    const template = await ensureTemplate(bundledTemplateSpec({ vcpus, memoryMiB }, pvm, config), templateRoot(process.env, config), {
       progress: opts.progress,
     });
     signal?.throwIfAborted();
 
     const id = randomBytes(6).toString('hex');
-    const dir = path.join(opts.stateDir ?? defaultStateDir(), id);
+    const dir = path.join(opts.stateDir ?? stateDir(config), id);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     let tail = '';
     let vm: Vm | undefined;
@@ -95,6 +109,8 @@ export class Sandbox {
     try {
       const share = new SandboxShare(dir);
       vm = await Vm.restore(template.dir, {
+        pvmHost: pvm,
+        trace: traceAreas(config),
         console: (chunk) => {
           tail = (tail + chunk.toString('latin1')).slice(-CONSOLE_TAIL_BYTES);
           opts.console?.(chunk);

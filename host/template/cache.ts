@@ -1,14 +1,16 @@
 // The VM template cache: one snapshot directory per template, named by a key
 // that covers everything the snapshot depends on, in
-//   ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/hako}/templates/<key>/
-// (the cache root guest/build.sh uses). Entries appear by rename, so a
+//   <templates.cache_dir>/<key>/
+// by default the templates directory in the cache root guest/build.sh uses,
+// ${HAKO_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/hako}. Entries appear by rename, so a
 // directory named by a key is a whole snapshot; `<key>.tmp-<pid>` ones are
 // in-progress or abandoned creations, and `<key>.lock` holds the pid of the
 // one process creating that template (create.ts).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { templatesDir } from '../config/settings.js';
 import type { CpuTemplateName } from '../cpu/template.js';
 import { HakoError } from '../errors.js';
 import { readManifest, SNAPSHOT_FORMAT_VERSION, type SnapshotManifest } from '../snapshot/format.js';
@@ -29,9 +31,9 @@ export interface TemplateInputs {
 
 const KEY = /^[0-9a-f]{16}$/;
 
-export function templateRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const cache = env.HAKO_CACHE_DIR || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'hako');
-  return path.join(cache, 'templates');
+/** Where templates are kept: the configuration's (by default the one `env` names) templates.cache_dir, or $HAKO_CACHE_DIR/templates. */
+export function templateRoot(env: NodeJS.ProcessEnv = process.env, config: LoadedConfig = loadConfig({ env })): string {
+  return templatesDir(config, env);
 }
 
 /** 16 hex digits of a sha256 over the inputs and the snapshot format version. */

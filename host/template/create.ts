@@ -8,7 +8,7 @@ import { HakoError } from '../errors.js';
 import { readManifest } from '../snapshot/format.js';
 import { Vm } from '../vmm/vm.js';
 import { templateDir, templateKey } from './cache.js';
-import { templateInputs, templateShareDir, templateVmConfig, type TemplateSpec } from './spec.js';
+import { templateInputs, templateVmConfig, type TemplateSpec } from './spec.js';
 
 /** What init prints once it blocks for the clone line (guest/initramfs/init). */
 export const TEMPLATE_READY_MARKER = 'hako-init: template-ready';
@@ -45,16 +45,16 @@ async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOpti
   const ready = new Promise<void>((resolve) => { onReady = resolve; });
   // Nothing connects while the template boots; the socket exists because the device's host side needs one.
   const vsockSocketPath = path.join(os.tmpdir(), `hako-template-${key}-${process.pid}.vsock`);
-  const shareDir = templateShareDir(path.dirname(dir));
-  if (spec.share) {
-    fs.mkdirSync(shareDir, { recursive: true });
-    fs.chmodSync(shareDir, 0o555);
-  }
+  // The share slot's directory while the template boots: empty, read-only and private to this boot. The
+  // slot itself is writable, so that each clone chooses (RestoreOptions.shares): the device keeps the mode it booted with.
+  const shareDir = fs.mkdtempSync(path.join(os.tmpdir(), `hako-template-${key}-share-`));
+  fs.chmodSync(shareDir, 0o555);
   const vm = await Vm.create(templateVmConfig(spec, vsockSocketPath, shareDir), {
     console: (chunk) => {
       output = (output + chunk.toString('latin1')).slice(-4096);
       if (output.includes(TEMPLATE_READY_MARKER)) onReady();
     },
+    pvmHost: spec.pvmHost, // what the snapshot records and its clones are checked against
   });
   const exit = vm.run();
   const ticker = setInterval(() => progress(`  still booting, ${seconds(performance.now() - started)}`), PROGRESS_EVERY_MS);
@@ -81,6 +81,7 @@ async function bootAndSnapshot(spec: TemplateSpec, dir: string, opts: CreateOpti
   } finally {
     clearInterval(ticker);
     clearTimeout(timer);
+    fs.rmdirSync(shareDir);
   }
   progress(`VM template ${key} created in ${seconds(performance.now() - started)} (${dir})`);
 }

@@ -2,13 +2,13 @@
 // the key inputs that identify it.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { defaultTemplate, type CpuTemplateName } from '../cpu/template.js';
 import { HakoError } from '../errors.js';
 import { bundledCmdline, bundledGuest } from '../guest.js';
-import { bundledRootfsImage } from '../image/cache.js';
+import { loadConfig, type LoadedConfig } from '../config/load.js';
+import { bundledRootfsImage, imageRoot } from '../image/cache.js';
 import { platformCmdline } from '../vmm/cmdline.js';
-import { virtioDevices, type VmConfig } from '../vmm/config.js';
+import { virtioDevices, type FsCacheMode, type VmConfig } from '../vmm/config.js';
 import type { TemplateInputs } from './cache.js';
 
 /** The command-line option that makes the guest's init hand off to the host (guest/initramfs/init). */
@@ -35,19 +35,16 @@ export interface TemplateSpec {
    * (the guest does not mount it then): the slot clones fill with a shared directory (RestoreOptions.shares).
    */
   share?: boolean;
+  /** The share slot's cache mode (default 'auto'): clones keep it (RestoreOptions.shares). */
+  shareCache?: FsCacheMode;
+  /** A virtio-rng device (default true). */
+  rng?: boolean;
+  /** Whether the host is PVM, as the configuration says (VmOptions.pvmHost); detected when undefined. */
+  pvmHost?: boolean;
 }
 
 /** The tag of a template's shared-directory slot; the bundled guest mounts it by this name. */
 export const TEMPLATE_SHARE_TAG = 'hako-shared';
-
-/**
- * The directory behind a template's share slot while it boots: empty and read-only (mode 0555), in the
- * template cache `root`. The slot itself is writable so that each clone chooses (RestoreOptions.shares);
- * the device model keeps the mode it booted with.
- */
-export function templateShareDir(root: string): string {
-  return path.join(root, 'empty-share');
-}
 
 /**
  * The guest CID while the template boots. Clones get theirs at restore (with a transport reset);
@@ -62,15 +59,18 @@ export const TEMPLATE_VSOCK_CID = 3;
 export function templateVmConfig(spec: TemplateSpec, vsockSocketPath: string, shareDir: string): VmConfig {
   const { kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate } = spec;
   return {
-    kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate,
+    kernel, initrd, cmdline, vcpus, memoryMiB, cpuTemplate, rng: spec.rng ?? true,
     ...(spec.rootfsDisk ? { disks: [{ path: spec.rootfsDisk, readOnly: true }] } : {}),
     ...(spec.vsock ? { vsock: { socketPath: vsockSocketPath, cid: TEMPLATE_VSOCK_CID } } : {}),
-    ...(spec.share ? { shares: [{ path: shareDir, tag: TEMPLATE_SHARE_TAG, readOnly: false, cache: 'auto' }] } : {}),
+    ...(spec.share ? { shares: [{ path: shareDir, tag: TEMPLATE_SHARE_TAG, readOnly: false, cache: spec.shareCache ?? 'auto' }] } : {}),
   };
 }
 
-/** The bundled guest as a template of `vcpus` and `memoryMiB`, with this host's CPU template. */
-export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number }, pvmHost: boolean): TemplateSpec {
+/**
+ * The bundled guest as a template of `vcpus` and `memoryMiB`, with this host's CPU template and the
+ * configuration's guest.rng, virtiofs.cache and image cache.
+ */
+export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number }, pvmHost: boolean, config: LoadedConfig = loadConfig()): TemplateSpec {
   const guest = bundledGuest();
   return {
     kernel: guest.vmlinux,
@@ -80,8 +80,11 @@ export function bundledTemplateSpec(shape: { vcpus: number; memoryMiB: number },
     // Vm.restore accepts only the host's default CPU template.
     cpuTemplate: defaultTemplate(pvmHost),
     vsock: true,
-    rootfsDisk: bundledRootfsImage(guest),
+    rootfsDisk: bundledRootfsImage(guest, imageRoot(process.env, config)),
     share: true,
+    pvmHost,
+    shareCache: config.values.virtiofs.cache,
+    rng: config.values.guest.rng,
   };
 }
 

@@ -12,9 +12,12 @@ export interface KvmHost {
 const KVM_DEVICE = '/dev/kvm';
 const PVM_MODULE = '/sys/module/kvm_pvm';
 
+/** Whether the host is PVM: detected ('auto', the configuration's hypervisor.pvm default) or as the configuration says. */
+export type PvmMode = 'auto' | 'on' | 'off';
+
 /** kvm_pvm (pagetable-based virtualization) emulates guest kernel code and needs guest workarounds (DESIGN.md). */
-export function isPvmHost(pvmModulePath = PVM_MODULE): boolean {
-  return fs.existsSync(pvmModulePath);
+export function isPvmHost(mode: PvmMode = 'auto', pvmModulePath = PVM_MODULE): boolean {
+  return mode === 'auto' ? fs.existsSync(pvmModulePath) : mode === 'on';
 }
 
 function loadAddon(): NativeAddon {

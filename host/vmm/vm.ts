@@ -37,6 +37,10 @@ export interface VmExit {
 export interface VmOptions {
   /** Receives the guest's serial console output. */
   console?: (chunk: Buffer) => void;
+  /** Timing traces to print on standard error (default: those $HAKO_TRACE names, comma-separated). */
+  trace?: readonly string[];
+  /** Whether this host is PVM, as the configuration says (hypervisor.pvm); detected when undefined. */
+  pvmHost?: boolean;
 }
 
 /** What a restore may change about the snapshot's VM. */
@@ -167,7 +171,7 @@ export class Vm {
     const devices = replaceShares(dir, replaceVsock(dir, withDisks, options.vsock), options.shares);
     const state = readState(dir);
     const kvm = openKvm();
-    const pvm = isPvmHost();
+    const pvm = options.pvmHost ?? isPvmHost();
     if (manifest.host.pvm !== pvm) {
       throw new HakoError('BAD_SNAPSHOT', `snapshot ${dir} was made on a ${manifest.host.pvm ? 'PVM' : 'non-PVM'} host; this host is ${pvm ? 'PVM' : 'not PVM'}`);
     }
@@ -279,7 +283,7 @@ export class Vm {
       this.virtio.drain();
       writeSnapshot(dir, {
         ...this.identity,
-        host: { pvm: isPvmHost(), tscKhz: this.vcpus[0]!.getTscKhz() },
+        host: { pvm: this.options.pvmHost ?? isPvmHost(), tscKhz: this.vcpus[0]!.getTscKhz() },
       }, {
         low: new Uint8Array(this.devices.memory.buffer, 0, lowBytes),
         highBytes: ramBytes - lowBytes,
@@ -302,7 +306,7 @@ export class Vm {
     this.startVcpus();
     this.virtio.kickAll();
     // For `npm run bench -- boot`: milliseconds from process start to the first KVM_RUN.
-    if (process.env.HAKO_TRACE?.split(',').includes('startup')) {
+    if ((this.options.trace ?? process.env.HAKO_TRACE?.split(',') ?? []).includes('startup')) {
       process.stderr.write(`hako-trace: vcpus started ${performance.now().toFixed(1)} ms\n`);
     }
     return this.finished;

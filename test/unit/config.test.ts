@@ -55,6 +55,7 @@ test('defaults: every key from the schema, typed', () => {
   assert.equal(values.paths, { state_dir: '/run/hako', cache_dir: '/home/h/.cache/hako' });
   assert.equal(values.templates, { enabled: true, cache_dir: '/home/h/.cache/hako/templates' });
   assert.equal(values.logging, { level: 'info', trace: [] });
+  assert.equal(values.virtiofs, { cache: 'auto' });
   assert.is(files.length, 1);
   for (const { key } of leaves()) assert.equal(provenance[key.join('.') as keyof typeof provenance], { kind: 'default' });
 });
@@ -147,6 +148,7 @@ test('values of the wrong type or out of range name file, line and key', () => {
     ['[guest]\nkernel = "vmlinux"', 'guest.kernel', /must be an absolute path or start with ~\/, got "vmlinux"/],
     ['[hypervisor]\ncpu_template = "fast"', 'hypervisor.cpu_template', /must be one of "auto", "host", "compatible", got "fast"/],
     ['[logging]\ntrace = "startup"', 'logging.trace', /expected an array of strings, got a string/],
+    ['[virtiofs]\ncache = "never"', 'virtiofs.cache', /must be one of "none", "auto", "always", got "never"/],
     ['[logging]\ntrace = ["startup", "boot"]', 'logging.trace', /item 1 must be one of "startup", got "boot"/],
     ['[paths]\nstate_dir = 1979-05-27', 'paths.state_dir', /got a date-time/],
   ];
