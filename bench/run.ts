@@ -16,6 +16,7 @@ import { benchVirtio, reportVirtio, type VirtioResult } from './virtio.js';
 import { benchVsock, reportVsock, type VsockResult } from './vsock.js';
 import { benchProbe, reportProbe, PROBE_TESTS, type ProbeResult } from './probe.js';
 import { benchFs, reportFs, FS_TESTS, type FsResult } from './fs.js';
+import { benchCtr, reportCtr, type CtrResult } from './ctr.js';
 
 const benchmarks = {
   boot: (quick: boolean) => benchBoot({ runs: quick ? 1 : 3, log: (l) => console.error(l) }),
@@ -27,8 +28,9 @@ const benchmarks = {
   vsock: (quick: boolean) => benchVsock({ quick, log: (l) => console.error(l) }),
   probe: (quick: boolean) => benchProbe({ quick, log: (l) => console.error(l) }),
   fs: (quick: boolean) => benchFs({ quick, log: (l) => console.error(l) }),
+  ctr: (quick: boolean) => benchCtr({ quick, log: (l) => console.error(l) }),
 };
-type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult | VsockResult | ProbeResult | FsResult;
+type Result = BootResult | RestoreResult | MemoryResult | BlkResult | VirtioResult | IoEngineResult | VsockResult | ProbeResult | FsResult | CtrResult;
 type Name = keyof typeof benchmarks;
 
 function report(r: Result): string {
@@ -42,6 +44,7 @@ function report(r: Result): string {
     case 'vsock': return reportVsock(r);
     case 'probe': return reportProbe(r);
     case 'fs': return reportFs(r);
+    case 'ctr': return reportCtr(r);
   }
 }
 
@@ -66,6 +69,12 @@ function chartGroups(r: Result): ChartGroup[] {
     case 'probe': return [{
       benchmark: 'probe', baseline: 'QEMU microvm',
       bars: [...PROBE_TESTS.map((t) => time(`${t}, ns per op`, r.ratio[t])), time('VMM RSS without guest RAM', r.ratio.vmmRssKiB)],
+    }];
+    case 'ctr': return [{
+      benchmark: 'ctr', baseline: 'runc',
+      bars: [time('ctr run --rm echo, from a template, time', r.ratio.runMs),
+        ...(r.ratio.coldRunMs !== undefined ? [time('ctr run --rm echo, cold boot, time', r.ratio.coldRunMs)] : []),
+        time('shim PSS per running task', r.ratio.shimPssKiB)],
     }];
     case 'fs': return [{
       benchmark: 'fs', baseline: r.qemu.label,

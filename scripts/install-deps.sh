@@ -20,6 +20,9 @@ packages=(
   qemu-system-x86 seabios
   # the benchmark probe guest (guest/probe/: as, ld)
   binutils
+  # the containerd shim (host/shim/): containerd and ctr for its tests, runc as the benchmark's baseline, and the
+  # task API's .proto files with the gogoproto options they import, loaded at run time
+  containerd runc golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev
 )
 
 missing=()

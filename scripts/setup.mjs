@@ -79,6 +79,19 @@ step('typescript', tsInputs, ['dist/host/cli/main.js'], () => {
   run(bin('tsc'), ['-p', '.']);
 });
 
+// containerd finds runtime io.containerd.hako.v2 as containerd-shim-hako-v2 on its PATH: a launcher for this checkout.
+const shimLauncher = '/usr/local/bin/containerd-shim-hako-v2';
+const launcherText = `#!/bin/sh\n# containerd's hako runtime (io.containerd.hako.v2), installed by ${path.join(root, 'scripts', 'setup.mjs')}\n`
+  + `exec ${process.execPath} ${path.join(root, 'dist', 'host', 'shim', 'main.js')} "$@"\n`;
+if (!fs.existsSync(shimLauncher) || fs.readFileSync(shimLauncher, 'utf8') !== launcherText) {
+  if (process.getuid?.() === 0) {
+    console.error(`hako setup: installing ${shimLauncher}`);
+    fs.writeFileSync(shimLauncher, launcherText, { mode: 0o755 });
+  } else {
+    console.error(`hako setup: ${shimLauncher} is missing or points elsewhere; run setup as root to install it`);
+  }
+}
+
 // The benchmark probe guest: build.sh caches it by content; assembling takes milliseconds.
 run('bash', ['guest/probe/build.sh'], { stdio: ['ignore', 'ignore', 'inherit'] });
 
