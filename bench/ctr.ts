@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Containerd, IMAGE, RUNTIME } from '../test/vm/containerd.js';
 import { summarize, formatSummary, type Summary } from './stats.js';
+import { vmmMemoryKiB } from './process.js';
 
 const RUNC = 'io.containerd.runc.v2';
 /** The shim's sandbox default (host/sandbox/sandbox.ts); mappings this large are guest RAM. */
@@ -33,22 +34,6 @@ async function timedRun(c: Containerd, runtime: string, id: string): Promise<num
   return ms;
 }
 
-/** Proportional set size of `pid`, leaving out mappings of guest RAM's size or more (the guest's, not the VMM's). */
-function pssKiB(pid: number): number {
-  let total = 0;
-  let skip = false;
-  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (range) {
-      skip = parseInt(range[2]!, 16) - parseInt(range[1]!, 16) >= GUEST_RAM_BYTES;
-      continue;
-    }
-    const pss = /^Pss:\s+(\d+) kB/.exec(line);
-    if (pss && !skip) total += Number(pss[1]);
-  }
-  return total;
-}
-
 /** The pid of the shim serving task `id` (containerd writes it nowhere we can read, so ask the shim through ctr). */
 async function shimPss(c: Containerd, runtime: string, id: string): Promise<number> {
   const started = await c.ctr(['run', '-d', '--runtime', runtime, IMAGE, id, 'sleep', '1000'], { timeoutMs: 15 * 60 * 1000 });
@@ -63,7 +48,7 @@ async function shimPss(c: Containerd, runtime: string, id: string): Promise<numb
       } catch { return false; }
     });
     if (pid === undefined) throw new Error(`no shim process found for task ${id}`);
-    return pssKiB(Number(pid));
+    return vmmMemoryKiB(Number(pid), GUEST_RAM_BYTES, 'Pss');
   } finally {
     await c.ctr(['task', 'kill', '-s', 'KILL', id]);
     for (let i = 0; i < 100 && (await c.ctr(['task', 'rm', id])).code !== 0; i++) await new Promise((r) => setTimeout(r, 200));

@@ -16,24 +16,28 @@ export interface ProcessRun {
 }
 
 /**
- * Resident memory of `pid` from /proc/PID/smaps, leaving out every mapping at
- * least `guestRamBytes` large: that is guest RAM (QEMU's RAM block, hako's Wasm
+ * Memory of `pid` from /proc/PID/smaps (the `field` lines: Rss, or Pss to
+ * share pages fairly among processes), leaving out every mapping at least
+ * `guestRamBytes` large: that is guest RAM (QEMU's RAM block, hako's Wasm
  * memory reservation), which the guest fills, not the VMM.
  */
-export function vmmRssKiB(pid: number, guestRamBytes: number): number {
+export function vmmMemoryKiB(pid: number, guestRamBytes: number, field: 'Rss' | 'Pss'): number {
+  const line = new RegExp(`^${field}:\\s+(\\d+) kB`);
   let total = 0;
   let skip = false;
-  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+  for (const text of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(text);
     if (range) {
       skip = parseInt(range[2]!, 16) - parseInt(range[1]!, 16) >= guestRamBytes;
       continue;
     }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss && !skip) total += Number(rss[1]);
+    const kib = line.exec(text);
+    if (kib && !skip) total += Number(kib[1]);
   }
   return total;
 }
+
+export const vmmRssKiB = (pid: number, guestRamBytes: number): number => vmmMemoryKiB(pid, guestRamBytes, 'Rss');
 
 export function runProcess(cmd: string, args: string[], opts: {
   markers: string[];

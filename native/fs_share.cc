@@ -304,6 +304,23 @@ int64_t gatherIovecs(const Memory& memory, uint64_t iovPtr, uint64_t count, std:
   return total > INT32_MAX ? -EINVAL : static_cast<int64_t>(total);  // the result is an i32 byte count
 }
 
+/** A name in a directory node: the (parent, name, nameLen) arguments most calls start with. */
+struct Entry {
+  int parent;        // the directory's fd
+  std::string name;  // one checked path component
+  int err;           // 0, or -errno: a bad name, then an unknown parent
+};
+
+/** Reads the next three arguments as an Entry; `parentArg` names the first in errors. */
+Entry readEntry(const Share& share, Args& args, const Memory& memory, const char* parentArg = "parent") {
+  Entry entry;
+  entry.parent = nodeFd(share, args.u32(parentArg));
+  uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+  entry.err = readName(memory, namePtr, nameLen, entry.name);
+  if (entry.err == 0 && entry.parent < 0) entry.err = entry.parent;
+  return entry;
+}
+
 /** Runs `op` under the lock with the share named by the first argument; -EBADF for an unknown share. */
 template <typename Op>
 Napi::Value withShare(const Napi::CallbackInfo& info, Op op) {
@@ -356,14 +373,11 @@ Napi::Value FsShareClose(const Napi::CallbackInfo& info) {
 Napi::Value FsLookup(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
-    int parent = nodeFd(share, args.u32("parent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory);
     uint8_t* stat = memory.at(args.u32("stat"), kStatBytes);
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
-    if (parent < 0) return parent;
+    if (entry.err != 0) return entry.err;
     if (stat == nullptr) return -EFAULT;
-    int fd = openChild(parent, name);
+    int fd = openChild(entry.parent, entry.name);
     return fd < 0 ? fd : addNode(share, fd, stat);
   });
 }
@@ -475,26 +489,23 @@ Napi::Value FsRelease(const Napi::CallbackInfo& info) {
 Napi::Value FsCreate(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
-    int parent = nodeFd(share, args.u32("parent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory);
     uint32_t mode = args.u32("mode");
     bool exclusive = args.flag("exclusive");
     uint32_t uid = args.u32("uid"), gid = args.u32("gid");
     uint8_t* stat = memory.at(args.u32("stat"), kStatBytes);
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
-    if (parent < 0) return parent;
+    if (entry.err != 0) return entry.err;
     if (stat == nullptr) return -EFAULT;
     if (share.readOnly) return -EROFS;
     // O_EXCL: only a file this call makes is opened (never an existing FIFO or device).
-    int made = openat(parent, name.c_str(), O_CREAT | O_EXCL | O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode & 07777);
+    int made = openat(entry.parent, entry.name.c_str(), O_CREAT | O_EXCL | O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode & 07777);
     if (made >= 0) {
       UniqueFd file(made);
       int fd = openat(share.procFds.get(), procName(made).c_str(), O_PATH | O_CLOEXEC);
-      return finishMade(share, fd < 0 ? negErrno() : fd, parent, name, false, mode, uid, gid, stat);
+      return finishMade(share, fd < 0 ? negErrno() : fd, entry.parent, entry.name, false, mode, uid, gid, stat);
     }
     if (errno != EEXIST || exclusive) return negErrno();
-    int fd = openChild(parent, name);
+    int fd = openChild(entry.parent, entry.name);
     if (fd < 0) return fd;
     int type = fileType(fd);
     if (type != S_IFREG) {
@@ -508,14 +519,11 @@ Napi::Value FsCreate(const Napi::CallbackInfo& info) {
 Napi::Value FsMknod(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
-    int parent = nodeFd(share, args.u32("parent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory);
     uint32_t mode = args.u32("mode"), rdev = args.u32("rdev");
     uint32_t uid = args.u32("uid"), gid = args.u32("gid");
     uint8_t* stat = memory.at(args.u32("stat"), kStatBytes);
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
-    if (parent < 0) return parent;
+    if (entry.err != 0) return entry.err;
     if (stat == nullptr) return -EFAULT;
     if (share.readOnly) return -EROFS;
     uint32_t type = mode & S_IFMT;
@@ -523,40 +531,34 @@ Napi::Value FsMknod(const Napi::CallbackInfo& info) {
     // A guest must not plant host device nodes; char 0:0 is overlayfs's whiteout.
     if (type == S_IFBLK || (type == S_IFCHR && rdev != 0)) return -EPERM;
     if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR) return -EINVAL;
-    if (mknodat(parent, name.c_str(), type | (mode & 07777), 0) != 0) return negErrno();
-    return finishMade(share, openChild(parent, name), parent, name, false, mode, uid, gid, stat);
+    if (mknodat(entry.parent, entry.name.c_str(), type | (mode & 07777), 0) != 0) return negErrno();
+    return finishMade(share, openChild(entry.parent, entry.name), entry.parent, entry.name, false, mode, uid, gid, stat);
   });
 }
 
 Napi::Value FsMkdir(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
-    int parent = nodeFd(share, args.u32("parent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory);
     uint32_t mode = args.u32("mode");
     uint32_t uid = args.u32("uid"), gid = args.u32("gid");
     uint8_t* stat = memory.at(args.u32("stat"), kStatBytes);
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
-    if (parent < 0) return parent;
+    if (entry.err != 0) return entry.err;
     if (stat == nullptr) return -EFAULT;
     if (share.readOnly) return -EROFS;
-    if (mkdirat(parent, name.c_str(), mode & 07777) != 0) return negErrno();
-    return finishMade(share, openChild(parent, name, O_DIRECTORY), parent, name, true, mode, uid, gid, stat);
+    if (mkdirat(entry.parent, entry.name.c_str(), mode & 07777) != 0) return negErrno();
+    return finishMade(share, openChild(entry.parent, entry.name, O_DIRECTORY), entry.parent, entry.name, true, mode, uid, gid, stat);
   });
 }
 
 Napi::Value FsSymlink(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
-    int parent = nodeFd(share, args.u32("parent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory);
     uint64_t targetPtr = args.u32("target"), targetLen = args.u32("targetLen");
     uint32_t uid = args.u32("uid"), gid = args.u32("gid");
     uint8_t* stat = memory.at(args.u32("stat"), kStatBytes);
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
-    if (parent < 0) return parent;
+    if (entry.err != 0) return entry.err;
     if (stat == nullptr) return -EFAULT;
     if (targetLen == 0) return -EINVAL;
     if (targetLen >= PATH_MAX) return -ENAMETOOLONG;
@@ -566,8 +568,8 @@ Napi::Value FsSymlink(const Napi::CallbackInfo& info) {
     if (target.find('\0') != std::string::npos) return -EINVAL;
     if (share.readOnly) return -EROFS;
     // The target is only text to the host: nothing here ever follows it.
-    if (symlinkat(target.c_str(), parent, name.c_str()) != 0) return negErrno();
-    return finishMade(share, openChild(parent, name), parent, name, false, 0, uid, gid, stat);
+    if (symlinkat(target.c_str(), entry.parent, entry.name.c_str()) != 0) return negErrno();
+    return finishMade(share, openChild(entry.parent, entry.name), entry.parent, entry.name, false, 0, uid, gid, stat);
   });
 }
 
@@ -575,19 +577,16 @@ Napi::Value FsLink(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
     int fd = nodeFd(share, args.u32("node"));
-    int parent = nodeFd(share, args.u32("newParent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory, "newParent");
     uint8_t* stat = memory.at(args.u32("stat"), kStatBytes);
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
+    if (entry.err != 0) return entry.err;
     if (fd < 0) return fd;
-    if (parent < 0) return parent;
     if (stat == nullptr) return -EFAULT;
     if (share.readOnly) return -EROFS;
     if (isHostDevice(fd)) return -EPERM;
     // Through the magic link: linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH.
-    if (linkat(share.procFds.get(), procName(fd).c_str(), parent, name.c_str(), AT_SYMLINK_FOLLOW) != 0) return negErrno();
-    int linked = openChild(parent, name);
+    if (linkat(share.procFds.get(), procName(fd).c_str(), entry.parent, entry.name.c_str(), AT_SYMLINK_FOLLOW) != 0) return negErrno();
+    int linked = openChild(entry.parent, entry.name);
     return linked < 0 ? linked : addNode(share, linked, stat);
   });
 }
@@ -595,14 +594,11 @@ Napi::Value FsLink(const Napi::CallbackInfo& info) {
 Napi::Value FsUnlink(const Napi::CallbackInfo& info) {
   return withShare(info, [](Share& share, Args& args) {
     Memory memory = args.memory();
-    int parent = nodeFd(share, args.u32("parent"));
-    uint64_t namePtr = args.u32("name"), nameLen = args.u32("nameLen");
+    Entry entry = readEntry(share, args, memory);
     bool directory = args.flag("directory");
-    std::string name;
-    if (int err = readName(memory, namePtr, nameLen, name); err != 0) return err;
-    if (parent < 0) return parent;
+    if (entry.err != 0) return entry.err;
     if (share.readOnly) return -EROFS;
-    return unlinkat(parent, name.c_str(), directory ? AT_REMOVEDIR : 0) != 0 ? negErrno() : 0;
+    return unlinkat(entry.parent, entry.name.c_str(), directory ? AT_REMOVEDIR : 0) != 0 ? negErrno() : 0;
   });
 }
 

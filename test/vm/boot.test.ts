@@ -2,23 +2,9 @@
 // hosts (DESIGN.md), so each boot here serves several checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { bundledCmdline, bundledGuest } from '../../host/guest.js';
 import { isPvmHost } from '../../host/vmm/kvm.js';
-import { repoRoot } from '../../host/native.js';
-
-const cli = path.join(repoRoot, 'dist', 'host', 'cli', 'main.js');
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runCli } from './cli.js';
 
 test('hako boot --vcpus 2 --no-template --init-mode poweroff (a cold boot): init runs, sees 2 CPUs, powers off with exit 0', async () => {
   const { code, stdout, stderr } = await runCli(['boot', '--vcpus', '2', '--no-template', '--init-mode', 'poweroff']);

@@ -6,29 +6,18 @@
 // (`hako boot --share`, the mode from the clone line).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundledGuest } from '../../host/guest.js';
-import { repoRoot } from '../../host/native.js';
 import { Sandbox } from '../../host/sandbox/sandbox.js';
 import { mountsBelow } from '../../host/sandbox/shares.js';
+import { runCli as hako } from './cli.js';
 
-const cli = path.join(repoRoot, 'dist', 'host', 'cli', 'main.js');
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'hako-virtiofs-test-'));
 test.after(() => fs.rmSync(scratch, { recursive: true, force: true }));
-
-function hako(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function freshDir(name: string): string {
   const dir = path.join(scratch, name);
