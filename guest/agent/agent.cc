@@ -26,6 +26,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
+#include <optional>
 
 #include "json.h"
 #include "system.h"
@@ -41,6 +43,7 @@ constexpr int kCrunTimeoutMs = 120'000;  // generous: on PVM hosts every guest s
 constexpr uint32_t kMaxStdioBytes = 1 << 20;
 constexpr size_t kMaxPendingOomEvents = 1024;
 constexpr uint32_t kCgroup2Magic = 0x63677270;
+constexpr long kFreezeTimeoutMs = 5000;  // freezing waits for each task to reach a safe point; normally milliseconds
 const char* const kControllers[] = {"cpu", "memory", "pids", "io"};
 const char kShareTag[] = "hako-shared";  // the virtio-fs tag of the sandbox's shared directory
 const char kIdPattern[] = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}";
@@ -140,6 +143,97 @@ int receive_fd(int listener) {
 void close_fd(int& fd) {
   if (fd >= 0) close(fd);
   fd = -1;
+}
+
+
+// The integer at `key` of `object` (absent or null: nullopt); `field` names it in errors, e.g. "resources.cpu.quota".
+bool json_int(const Json& object, const char* key, const std::string& field, std::optional<int64_t>& out, std::string& error) {
+  const Json* v = object.find(key);
+  if (!v || v->type == Json::Type::Null) return true;
+  errno = 0;
+  char* end = nullptr;
+  long long n = v->type == Json::Type::Number ? strtoll(v->text.c_str(), &end, 10) : 0;
+  if (v->type != Json::Type::Number || *end != '\0' || errno == ERANGE)
+    return error = field + " is not a 64-bit integer", false;
+  out = int64_t(n);
+  return true;
+}
+
+// The object at `key` of `resources`, or nullptr (absent or null); error when it is something else.
+const Json* json_section(const Json& resources, const char* key, std::string& error) {
+  const Json* v = resources.find(key);
+  if (!v || v->type == Json::Type::Null) return nullptr;
+  if (!v->is_object()) error = std::string("resources.") + key + " is not an object";
+  return v->is_object() ? v : nullptr;
+}
+
+// A cgroup v2 limit from an OCI one: -1 is "max", positive values are themselves, 0 leaves the limit as it is.
+bool limit_value(int64_t value, const std::string& field, std::string& out, std::string& error) {
+  if (value < -1) return error = field + " " + std::to_string(value) + " is negative: expected -1 (no limit) or a limit", false;
+  out = value == -1 ? "max" : value > 0 ? std::to_string(value) : "";
+  return true;
+}
+
+// What UpdateContainer writes: (cgroup file, value) pairs from OCI linux.resources, all checked before any is
+// written. `current` reads a file of the container's cgroup (the half of cpu.max or memory.max not being changed).
+bool resource_writes(const Json& resources, const std::function<std::string(const char*)>& current,
+                     std::vector<std::pair<std::string, std::string>>& writes, std::string& error) {
+  if (!resources.is_object()) return error = "resources is not a JSON object", false;
+  if (const Json* memory = json_section(resources, "memory", error)) {
+    std::optional<int64_t> limit, reservation, swap;
+    if (!json_int(*memory, "limit", "resources.memory.limit", limit, error) ||
+        !json_int(*memory, "reservation", "resources.memory.reservation", reservation, error) ||
+        !json_int(*memory, "swap", "resources.memory.swap", swap, error))
+      return false;
+    std::string value;
+    if (limit && !limit_value(*limit, "resources.memory.limit", value, error)) return false;
+    if (!value.empty()) writes.emplace_back("memory.max", value);
+    if (reservation && !limit_value(*reservation, "resources.memory.reservation", value, error)) return false;
+    if (reservation && !value.empty()) writes.emplace_back("memory.low", value);
+    if (swap && *swap == -1) writes.emplace_back("memory.swap.max", "max");
+    if (swap && *swap > 0) {  // OCI counts memory + swap; cgroup v2 counts swap alone
+      int64_t memory_max = limit && *limit != 0 ? *limit : strtoll(current("memory.max").c_str(), nullptr, 10);  // -1: none
+      if (memory_max <= 0 || *swap < memory_max)
+        return error = "resources.memory.swap " + std::to_string(*swap) + " must be at least the memory limit (" +
+                       (memory_max > 0 ? std::to_string(memory_max) : "none set") + ")", false;
+      writes.emplace_back("memory.swap.max", std::to_string(*swap - memory_max));
+    } else if (swap && *swap < -1) {
+      return error = "resources.memory.swap " + std::to_string(*swap) + " is negative: expected -1 (no limit) or a limit", false;
+    }
+  }
+  if (!error.empty()) return false;
+  if (const Json* cpu = json_section(resources, "cpu", error)) {
+    std::optional<int64_t> shares, quota, period;
+    if (!json_int(*cpu, "shares", "resources.cpu.shares", shares, error) ||
+        !json_int(*cpu, "quota", "resources.cpu.quota", quota, error) ||
+        !json_int(*cpu, "period", "resources.cpu.period", period, error))
+      return false;
+    if (shares && *shares != 0) {
+      if (*shares < 2 || *shares > 262144)
+        return error = "resources.cpu.shares " + std::to_string(*shares) + " is not in 2..262144", false;
+      writes.emplace_back("cpu.weight", std::to_string(1 + (*shares - 2) * 9999 / 262142));  // 2..262144 -> 1..10000
+    }
+    if (period && *period != 0 && (*period < 1000 || *period > 1000000))
+      return error = "resources.cpu.period " + std::to_string(*period) + " is not in 1000..1000000 (microseconds)", false;
+    if ((quota && *quota != 0) || (period && *period != 0)) {
+      std::string now = current("cpu.max");  // "max 100000" or "50000 100000"
+      size_t space = now.find(' ');
+      std::string old_quota = space == std::string::npos ? "max" : now.substr(0, space);
+      std::string old_period = space == std::string::npos ? "100000" : now.substr(space + 1);
+      while (!old_period.empty() && old_period.back() == '\n') old_period.pop_back();
+      std::string q = !quota || *quota == 0 ? old_quota : *quota < 0 ? "max" : std::to_string(*quota);
+      if (quota && *quota > 0 && *quota < 1000)
+        return error = "resources.cpu.quota " + std::to_string(*quota) + " is below 1000 (microseconds)", false;
+      writes.emplace_back("cpu.max", q + " " + (period && *period != 0 ? std::to_string(*period) : old_period));
+    }
+  }
+  if (!error.empty()) return false;
+  if (const Json* pids = json_section(resources, "pids", error)) {
+    std::optional<int64_t> limit;
+    if (!json_int(*pids, "limit", "resources.pids.limit", limit, error)) return false;
+    if (limit) writes.emplace_back("pids.max", *limit > 0 ? std::to_string(*limit) : "max");
+  }
+  return error.empty();
 }
 
 }  // namespace
@@ -486,6 +580,7 @@ void Agent::StartContainer(Call call, StartContainerRequest& req) {
   Container* c = find_container(call, req.container_id);
   if (!c) return;
   if (c->started) return fail(call, code::kFailedPrecondition, "container '" + c->id + "' is already started");
+  if (c->paused) return fail(call, code::kFailedPrecondition, "container '" + c->id + "' is paused: resume it first");
   if (c->init->exited) return fail(call, code::kFailedPrecondition, "init process of container '" + c->id + "' has exited");
   std::string error;
   if (!crun({"start", c->id}, error)) return fail(call, code::kInternal, "starting container '" + c->id + "': " + error);
@@ -515,6 +610,7 @@ void Agent::ExecProcess(Call call, ExecProcessRequest& req) {
   if (!c) return;
   if (!c->started || c->init->exited)
     return fail(call, code::kFailedPrecondition, "container '" + c->id + "' is not running");
+  if (c->paused) return fail(call, code::kFailedPrecondition, "container '" + c->id + "' is paused: resume it first");
   if (c->execs.count(req.exec_id))
     return fail(call, code::kAlreadyExists, "process '" + req.exec_id + "' already exists in container '" + c->id + "'");
   Json process;
@@ -665,7 +761,8 @@ void Agent::ListProcesses(Call call, ListProcessesRequest& req) {
 void Agent::RemoveContainer(Call call, RemoveContainerRequest& req) {
   Container* c = find_container(call, req.container_id);
   if (!c) return;
-  std::string error;
+  std::string error, ignored;
+  if (c->paused) write_file(c->cgroup_dir + "/cgroup.freeze", "0", ignored);  // frozen tasks die of SIGKILL, but exit faster thawed
   if (!crun({"delete", "--force", c->id}, error))
     return fail(call, code::kInternal, "deleting container '" + c->id + "': " + error);
   // crun killed everything; collect the exits (bounded: a process stuck in the kernel must not hang the agent).
@@ -691,6 +788,63 @@ void Agent::RemoveContainer(Call call, RemoveContainerRequest& req) {
   containers_.erase(id);
   fprintf(stderr, "hako-agent: removed container %s\n", id.c_str());
   reply(call, RemoveContainerResponse{});
+}
+
+bool Agent::freeze(Container& c, bool frozen, std::string& error) {
+  const char* want = frozen ? "1" : "0";
+  if (!write_file(c.cgroup_dir + "/cgroup.freeze", want, error)) return false;
+  // Bounded, like RemoveContainer's wait: the agent is single-threaded, and freezing normally takes milliseconds.
+  for (long deadline = monotonic_ms() + kFreezeTimeoutMs;;) {
+    auto events = read_file(c.cgroup_dir + "/cgroup.events", 4096);
+    if (!events) return error = "reading " + c.cgroup_dir + "/cgroup.events: " + errno_text(), false;
+    if (keyed_value(*events, "frozen") == (frozen ? 1u : 0u)) return true;
+    if (monotonic_ms() > deadline)
+      return error = c.cgroup_dir + " did not become " + (frozen ? "frozen" : "thawed") + " within " +
+                     std::to_string(kFreezeTimeoutMs) + " ms", false;
+    timespec ts{0, 2'000'000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+void Agent::PauseContainer(Call call, PauseContainerRequest& req) {
+  Container* c = find_container(call, req.container_id);
+  if (!c) return;
+  if (c->init->exited) return fail(call, code::kFailedPrecondition, "init process of container '" + c->id + "' has exited");
+  if (c->paused) return fail(call, code::kFailedPrecondition, "container '" + c->id + "' is already paused");
+  std::string error, ignored;
+  if (!freeze(*c, true, error)) {
+    freeze(*c, false, ignored);  // not half frozen: the container runs on as before
+    return fail(call, code::kInternal, "pausing container '" + c->id + "': " + error);
+  }
+  c->paused = true;
+  reply(call, PauseContainerResponse{});
+}
+
+void Agent::ResumeContainer(Call call, ResumeContainerRequest& req) {
+  Container* c = find_container(call, req.container_id);
+  if (!c) return;
+  if (!c->paused) return fail(call, code::kFailedPrecondition, "container '" + c->id + "' is not paused");
+  std::string error;
+  if (!freeze(*c, false, error)) return fail(call, code::kInternal, "resuming container '" + c->id + "': " + error);
+  c->paused = false;
+  reply(call, ResumeContainerResponse{});
+}
+
+void Agent::UpdateContainer(Call call, UpdateContainerRequest& req) {
+  Container* c = find_container(call, req.container_id);
+  if (!c) return;
+  if (c->init->exited) return fail(call, code::kFailedPrecondition, "init process of container '" + c->id + "' has exited");
+  Json resources;
+  std::string error;
+  if (req.resources.empty()) return fail(call, code::kInvalidArgument, "resources is empty");
+  if (!parse_json(req.resources, resources, error)) return fail(call, code::kInvalidArgument, "resources is not valid JSON: " + error);
+  std::vector<std::pair<std::string, std::string>> writes;
+  auto current = [&](const char* name) { return read_file(c->cgroup_dir + "/" + name, 4096).value_or(""); };
+  if (!resource_writes(resources, current, writes, error)) return fail(call, code::kInvalidArgument, error);
+  for (const auto& [file, value] : writes)
+    if (!write_file(c->cgroup_dir + "/" + file, value, error))
+      return fail(call, code::kInternal, "updating container '" + c->id + "': " + error);
+  reply(call, UpdateContainerResponse{});
 }
 
 void Agent::GetOOMEvent(Call call, GetOOMEventRequest&) {

@@ -60,6 +60,7 @@ class Agent {
   struct Container {
     std::string id, dir, cgroup_dir;
     bool started = false;
+    bool paused = false;  // its cgroup is frozen (PauseContainer)
     std::vector<std::string> mounts;  // what mount_rootfs mounted (under dir), unmounted in reverse order
     std::unique_ptr<Process> init;
     std::map<std::string, std::unique_ptr<Process>> execs;
@@ -85,6 +86,8 @@ class Agent {
   static std::vector<Process*> processes(Container& c);  // init first, then the execs
 
   bool setup_cgroups(std::string& error);
+  // Writes cgroup.freeze and waits (bounded) until cgroup.events reports the new state.
+  bool freeze(Container& c, bool frozen, std::string& error);
   bool mount_rootfs(Container& c, const Rootfs& rootfs, std::string& error);
   // Mounts the share at options_.share_dir unless already done (first use, never at start-up: a template must not
   // hold it mounted, each clone gets a fresh share).

@@ -167,6 +167,31 @@ bool decode(std::string_view in, GetOOMEventRequest&, DecodeError& err) {
   return each_field(in, "GetOOMEventRequest", err, [](const Field&) { return true; });
 }
 
+bool decode(std::string_view in, PauseContainerRequest& m, DecodeError& err) {
+  namespace S = schema::PauseContainerRequest;
+  return each_field(in, "PauseContainerRequest", err, [&](const Field& f) {
+    if (f.number == S::container_id.number) return get<S::container_id>(f, m.container_id, err);
+    return true;
+  });
+}
+
+bool decode(std::string_view in, ResumeContainerRequest& m, DecodeError& err) {
+  namespace S = schema::ResumeContainerRequest;
+  return each_field(in, "ResumeContainerRequest", err, [&](const Field& f) {
+    if (f.number == S::container_id.number) return get<S::container_id>(f, m.container_id, err);
+    return true;
+  });
+}
+
+bool decode(std::string_view in, UpdateContainerRequest& m, DecodeError& err) {
+  namespace S = schema::UpdateContainerRequest;
+  return each_field(in, "UpdateContainerRequest", err, [&](const Field& f) {
+    if (f.number == S::container_id.number) return get<S::container_id>(f, m.container_id, err);
+    if (f.number == S::resources.number) return get<S::resources>(f, m.resources, err);
+    return true;
+  });
+}
+
 std::string encode(const VersionResponse& m) {
   namespace S = schema::VersionResponse;
   Writer w;
@@ -242,3 +267,7 @@ std::string encode(const GetOOMEventResponse& m) {
   put<schema::GetOOMEventResponse::container_id>(w, m.container_id);
   return w.out;
 }
+
+std::string encode(const PauseContainerResponse&) { return {}; }
+std::string encode(const ResumeContainerResponse&) { return {}; }
+std::string encode(const UpdateContainerResponse&) { return {}; }

@@ -110,6 +110,21 @@ struct RemoveContainerRequest {
 };
 struct RemoveContainerResponse {};
 
+struct PauseContainerRequest {
+  std::string container_id;
+};
+struct PauseContainerResponse {};
+
+struct ResumeContainerRequest {
+  std::string container_id;
+};
+struct ResumeContainerResponse {};
+
+struct UpdateContainerRequest {
+  std::string container_id, resources;
+};
+struct UpdateContainerResponse {};
+
 struct GetOOMEventRequest {};
 struct GetOOMEventResponse {
   std::string container_id;
@@ -130,6 +145,9 @@ bool decode(std::string_view in, StatsContainerRequest& m, DecodeError& err);
 bool decode(std::string_view in, ListProcessesRequest& m, DecodeError& err);
 bool decode(std::string_view in, RemoveContainerRequest& m, DecodeError& err);
 bool decode(std::string_view in, GetOOMEventRequest& m, DecodeError& err);
+bool decode(std::string_view in, PauseContainerRequest& m, DecodeError& err);
+bool decode(std::string_view in, ResumeContainerRequest& m, DecodeError& err);
+bool decode(std::string_view in, UpdateContainerRequest& m, DecodeError& err);
 
 std::string encode(const VersionResponse& m);
 std::string encode(const CreateContainerResponse& m);
@@ -145,3 +163,6 @@ std::string encode(const StatsContainerResponse& m);
 std::string encode(const ListProcessesResponse& m);
 std::string encode(const RemoveContainerResponse& m);
 std::string encode(const GetOOMEventResponse& m);
+std::string encode(const PauseContainerResponse& m);
+std::string encode(const ResumeContainerResponse& m);
+std::string encode(const UpdateContainerResponse& m);

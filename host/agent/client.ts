@@ -93,6 +93,20 @@ export class AgentClient {
     return this.call('RemoveContainer', request, options);
   }
 
+  /** Resolves once every process of the container is frozen. */
+  pauseContainer(request: m.PauseContainerRequest, options?: CallOptions): Promise<m.PauseContainerResponse> {
+    return this.call('PauseContainer', request, options);
+  }
+
+  resumeContainer(request: m.ResumeContainerRequest, options?: CallOptions): Promise<m.ResumeContainerResponse> {
+    return this.call('ResumeContainer', request, options);
+  }
+
+  /** Changes the container's cgroup limits; INVALID_ARGUMENT names a bad field of the resources JSON. */
+  updateContainer(request: m.UpdateContainerRequest, options?: CallOptions): Promise<m.UpdateContainerResponse> {
+    return this.call('UpdateContainer', request, options);
+  }
+
   /** Resolves when some container's cgroup records an OOM kill. */
   getOOMEvent(options?: CallOptions): Promise<m.GetOOMEventResponse> {
     return this.call('GetOOMEvent', {}, options);

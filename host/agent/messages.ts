@@ -124,5 +124,19 @@ export interface ListProcessesResponse { pids: number[] }
 export interface RemoveContainerRequest { containerId: string }
 export interface RemoveContainerResponse {}
 
+/** Freezes every process of a created or running container (its cgroup v2 freezer). */
+export interface PauseContainerRequest { containerId: string }
+export interface PauseContainerResponse {}
+
+export interface ResumeContainerRequest { containerId: string }
+export interface ResumeContainerResponse {}
+
+export interface UpdateContainerRequest {
+  containerId: string;
+  /** OCI linux.resources as JSON: memory (limit, reservation, swap), cpu (shares, quota, period), pids (limit). */
+  resources: Uint8Array;
+}
+export interface UpdateContainerResponse {}
+
 export interface GetOOMEventRequest {}
 export interface GetOOMEventResponse { containerId: string }

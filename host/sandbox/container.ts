@@ -42,6 +42,20 @@ export class Container extends ContainerProcess {
     return this.agent.statsContainer({ containerId: this.id });
   }
 
+  /** Freezes every process of the container (created or running) until resume(). */
+  async pause(): Promise<void> {
+    await this.agent.pauseContainer({ containerId: this.id });
+  }
+
+  async resume(): Promise<void> {
+    await this.agent.resumeContainer({ containerId: this.id });
+  }
+
+  /** Changes its limits: `resources` is an OCI linux.resources object (memory, cpu and pids are applied). */
+  async update(resources: object): Promise<void> {
+    await this.agent.updateContainer({ containerId: this.id, resources: Buffer.from(JSON.stringify(resources)) });
+  }
+
   /** The guest pids of the container's processes. */
   async processes(): Promise<number[]> {
     return (await this.agent.listProcesses({ containerId: this.id })).pids;

@@ -60,6 +60,8 @@ interface Task {
   container: Container;
   init: Proc;
   execs: Map<string, Proc>;
+  /** Frozen by Pause until Resume: its live processes report PAUSED. */
+  paused: boolean;
 }
 
 export interface TaskServiceOptions {
@@ -91,14 +93,14 @@ export class TaskService {
       Start: (r) => this.start(r),
       Delete: (r) => this.delete(r),
       Pids: (r) => this.pids(r),
-      Pause: () => unimplemented('Pause: the guest agent cannot freeze a container yet'),
-      Resume: () => unimplemented('Resume: the guest agent cannot freeze a container yet'),
+      Pause: (r) => this.pause(r),
+      Resume: (r) => this.resume(r),
       Checkpoint: () => unimplemented('Checkpoint: hako does not checkpoint containers'),
       Kill: (r) => this.kill(r),
       Exec: (r) => this.exec(r),
       ResizePty: (r) => this.resizePty(r),
       CloseIO: (r) => this.closeIO(r),
-      Update: () => unimplemented('Update: changing the resources of a running hako task is not supported yet'),
+      Update: (r) => this.update(r),
       Wait: (r) => this.wait(r),
       Stats: (r) => this.stats(r),
       Connect: (r) => this.connect(r),
@@ -163,7 +165,7 @@ export class TaskService {
   private state(r: { id: string; execId: string }): object {
     const { task, proc } = this.proc(r.id, r.execId);
     return {
-      id: task.id, bundle: task.bundle, pid: proc.pid, status: proc.status, ...proc.paths, terminal: proc.terminal,
+      id: task.id, bundle: task.bundle, pid: proc.pid, status: task.paused && !proc.exit ? Status.PAUSED : proc.status, ...proc.paths, terminal: proc.terminal,
       exitStatus: proc.exit?.status ?? 0, exitedAt: timestamp(proc.exit?.at ?? new Date(0)), execId: proc.execId,
     };
   }
@@ -193,7 +195,7 @@ export class TaskService {
       const init = new Proc('', { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr }, r.terminal);
       init.process = container;
       init.pid = container.pid;
-      const task: Task = { id: r.id, bundle: r.bundle, ...(rootfs ? { rootfs } : {}), container, init, execs: new Map() };
+      const task: Task = { id: r.id, bundle: r.bundle, ...(rootfs ? { rootfs } : {}), container, init, execs: new Map(), paused: false };
       this.tasks.set(r.id, task);
       init.stdio = await TaskStdio.attach(init.paths, container);
       this.opts.events.publish('TaskCreate', {
@@ -270,6 +272,42 @@ export class TaskService {
   private async pids(r: { id: string }): Promise<object> {
     const pids = await this.task(r.id).container.processes();
     return { processes: pids.map((pid) => ({ pid })) };
+  }
+
+  private async pause(r: { id: string }): Promise<object> {
+    const task = this.task(r.id);
+    if (task.init.exit) throw new TtrpcError(Code.FAILED_PRECONDITION, `task ${task.id} has exited`);
+    if (task.paused) throw new TtrpcError(Code.FAILED_PRECONDITION, `task ${task.id} is already paused`);
+    await task.container.pause();
+    task.paused = true;
+    this.opts.events.publish('TaskPaused', { containerId: task.id });
+    return {};
+  }
+
+  private async resume(r: { id: string }): Promise<object> {
+    const task = this.task(r.id);
+    if (!task.paused) throw new TtrpcError(Code.FAILED_PRECONDITION, `task ${task.id} is not paused`);
+    await task.container.resume();
+    task.paused = false;
+    this.opts.events.publish('TaskResumed', { containerId: task.id });
+    return {};
+  }
+
+  /** containerd sends the OCI LinuxResources as JSON in an Any (Go's typeurl marshals non-proto types so). */
+  private async update(r: { id: string; resources: { type_url: string; value: Uint8Array } | null }): Promise<object> {
+    const task = this.task(r.id);
+    if (!r.resources || !r.resources.type_url.endsWith('LinuxResources')) {
+      throw new TtrpcError(Code.INVALID_ARGUMENT, `Update of task ${task.id}: resources must be an OCI LinuxResources, ` +
+        `not ${r.resources ? `'${r.resources.type_url}'` : 'missing'}`);
+    }
+    let resources: object;
+    try {
+      resources = JSON.parse(Buffer.from(r.resources.value).toString('utf8'));
+    } catch (e) {
+      throw new TtrpcError(Code.INVALID_ARGUMENT, `Update of task ${task.id}: resources are not JSON: ${(e as Error).message}`);
+    }
+    await task.container.update(resources);
+    return {};
   }
 
   private async kill(r: { id: string; execId: string; signal: number; all: boolean }): Promise<object> {

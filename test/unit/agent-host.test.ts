@@ -154,6 +154,44 @@ if (!usable) {
     await agent.removeContainer({ containerId: 'box' });
   });
 
+  test('a paused container runs nothing until resumed; Update checks its JSON', async () => {
+    await run1('frozen', ['cat'], true);
+    const id = { containerId: 'frozen' };
+    await agent.pauseContainer(id);
+    await rejects(agent.pauseContainer(id), Code.FAILED_PRECONDITION, /already paused/);
+    await rejects(agent.execProcess({ ...id, execId: 'e', process: processJson(['true']) }), Code.FAILED_PRECONDITION, /is paused/);
+    await agent.writeStdin({ ...id, data: Buffer.from('thawed\n') });
+    await rejects(agent.readStdout({ ...id, maxBytes: 100 }, { timeoutMs: 300 }), Code.DEADLINE_EXCEEDED, /deadline|no response/);
+    await agent.resumeContainer(id);
+    await rejects(agent.resumeContainer(id), Code.FAILED_PRECONDITION, /not paused/);
+    assert.is((await agent.readStdout({ ...id, maxBytes: 100 })).data.toString(), 'thawed\n');
+
+    // This host's controllers belong to cgroup v1, so only the checks run here (the VM tests apply limits).
+    await agent.updateContainer({ ...id, resources: Buffer.from('{}') });
+    const update = (json: string) => agent.updateContainer({ ...id, resources: Buffer.from(json) });
+    await rejects(update('{"cpu":{"quota":"1"}}'), Code.INVALID_ARGUMENT, /resources\.cpu\.quota is not a 64-bit integer/);
+    await rejects(update('{"memory":{"limit":-5}}'), Code.INVALID_ARGUMENT, /resources\.memory\.limit -5 is negative/);
+    await rejects(update('{"cpu":{"shares":1}}'), Code.INVALID_ARGUMENT, /resources\.cpu\.shares 1 is not in 2\.\.262144/);
+    await rejects(update('{"pids":[]}'), Code.INVALID_ARGUMENT, /resources\.pids is not an object/);
+    await rejects(update('{"memory":'), Code.INVALID_ARGUMENT, /resources is not valid JSON/);
+    await rejects(agent.pauseContainer({ containerId: 'nope' }), Code.NOT_FOUND, /no container 'nope'/);
+
+    await agent.closeStdin(id);
+    assert.is((await agent.waitProcess(id)).exitCode, 0);
+    await rejects(agent.pauseContainer(id), Code.FAILED_PRECONDITION, /has exited/);
+    await agent.removeContainer(id);
+
+    // The shell is the container's pid 1: a TERM before its trap is set would be ignored, so wait for "ready".
+    await run1('trap', ['sh', '-c', 'trap "echo bye; exit 0" TERM; echo ready; while :; do sleep 0.2; done']);
+    let said = '';
+    while (!said.includes('ready')) said += (await agent.readStdout({ containerId: 'trap', maxBytes: 100 })).data.toString();
+    await agent.pauseContainer({ containerId: 'trap' });
+    await agent.resumeContainer({ containerId: 'trap' });
+    await agent.signalProcess({ containerId: 'trap', signal: 15 });
+    assert.equal(await agent.waitProcess({ containerId: 'trap' }, { timeoutMs: 5000 }), { exitCode: 0, signal: 0, oomKilled: false });
+    await agent.removeContainer({ containerId: 'trap' });
+  });
+
   test('bad requests fail with the code and the field', async () => {
     await rejects(agent.startContainer({ containerId: '../x' }), Code.INVALID_ARGUMENT, /container_id '\.\.\/x' is not a valid id/);
     await rejects(agent.createContainer({ containerId: 'j', ociSpec: Buffer.from('{"process":'), rootfs: rootfs() }),
