@@ -77,6 +77,8 @@ export class Containerd {
       let stdout = '', stderr = '';
       child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      // ctr may exit without reading its stdin (a run that fails early): EPIPE on it is not the test's failure.
+      child.stdin.on('error', () => {});
       child.stdin.end(opts.stdin ?? '');
       const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
       child.on('error', reject);
